@@ -1,0 +1,54 @@
+"""Typed settings, read once from the environment (prefix PIPELINE_) and passed in.
+
+KAFKA_BOOTSTRAP_SERVERS and CLICKHOUSE_DSN are also read without the prefix, because
+that is how tests and deployments point the pipeline at services they started themselves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PIPELINE_", extra="ignore")
+
+    data_dir: Path = PROJECT_ROOT / ".data"
+
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:19092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "PIPELINE_KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    kafka_version: str = "3.9.1"
+    kafka_controller_port: int = 19093
+    kafka_heap: str = "512m"
+
+    topic_prefix: str = Field("whk.", description="Namespaces every topic; tests use a fresh one each.")
+    events_partitions: int = 8
+    endpoint_partitions: int = 4
+    results_partitions: int = 4
+
+    clickhouse_dsn: str = Field(
+        "",
+        validation_alias=AliasChoices("CLICKHOUSE_DSN", "PIPELINE_CLICKHOUSE_DSN"),
+        description="chdb:///<dir> for embedded ClickHouse, http(s)://... for a server; empty means embedded under data_dir.",
+    )
+    clickhouse_database: str = "webhooks"
+
+    http_client: str = Field("aiohttp", pattern="^(aiohttp|httpx)$")
+    delivery_timeout_s: float = 15.0
+    retry_schedule_s: tuple[float, ...] = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0)
+    max_in_flight_per_partition: int = 64
+
+    router_web_port: int = 6066
+    results_port: int = 8601
+    api_port: int = 8600
+    receiver_port: int = 8700
+
+    @property
+    def resolved_clickhouse_dsn(self) -> str:
+        return self.clickhouse_dsn or f"chdb://{self.data_dir / 'clickhouse'}"

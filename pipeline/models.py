@@ -1,0 +1,209 @@
+"""Validated records of the pipeline: events, subscriptions and delivery tasks.
+
+Each converts to and from the dict that its Avro schema in schemas/ describes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pipeline.codec import codec, is_single_object
+from pipeline.errors import CodecError, InvalidEvent, InvalidInput
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,254}$"
+TYPE_FILTER_PATTERN = r"^(\*|[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*(\.\*)?)$"
+SUBSCRIPTION_ID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
+
+
+def utcnow() -> datetime:
+    return to_millis(datetime.now(timezone.utc))
+
+
+def to_millis(moment: datetime) -> datetime:
+    """Times are kept to the millisecond, as the Avro schemas store them."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+Millis = Annotated[datetime, AfterValidator(to_millis)]
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(default_factory=lambda: new_id("evt"), min_length=1, max_length=255)
+    type: str = Field(pattern=NAME_PATTERN)
+    source: str = Field("", max_length=255)
+    tenant: str = Field("", max_length=255)
+    time: Millis = Field(default_factory=utcnow)
+    ordering_key: str | None = Field(None, max_length=255)
+    data: bytes = b"{}"
+    content_type: str = "application/json"
+
+    @property
+    def partition_key(self) -> bytes:
+        """Events with one ordering key stay in one partition, so they stay in order."""
+        return (self.ordering_key or self.id).encode()
+
+    def to_record(self) -> dict[str, Any]:
+        return self.model_dump()
+
+    def to_avro(self) -> bytes:
+        return codec("event").encode(self.to_record())
+
+    @classmethod
+    def from_json_envelope(cls, envelope: dict[str, Any]) -> Event:
+        """A JSON envelope carries data as a JSON value rather than bytes."""
+        fields = dict(envelope)
+        if "data" in fields:
+            fields["data"] = json.dumps(fields["data"], separators=(",", ":")).encode()
+        return cls(**fields)
+
+
+def decode_event(payload: bytes | None) -> Event:
+    """An event from the events topic: Avro single-object, or a JSON envelope."""
+    if not payload:
+        raise InvalidEvent("value", "empty message")
+    try:
+        if is_single_object(payload):
+            return Event(**codec("event").decode(payload))
+        envelope = json.loads(payload)
+    except (CodecError, ValueError) as exc:
+        raise InvalidEvent("value", f"neither Avro single-object nor JSON: {exc}") from exc
+    except ValidationError as exc:
+        raise _invalid(exc, InvalidEvent) from exc
+    if not isinstance(envelope, dict):
+        raise InvalidEvent("value", "a JSON envelope must be an object")
+    try:
+        return Event.from_json_envelope(envelope)
+    except ValidationError as exc:
+        raise _invalid(exc, InvalidEvent) from exc
+
+
+def _invalid(exc: ValidationError, kind: type[InvalidInput] = InvalidInput) -> InvalidInput:
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "value"
+    return kind(field, first["msg"])
+
+
+def validated(model: type[BaseModel], **fields: Any) -> Any:
+    """Builds a model, turning pydantic's error into InvalidInput naming the first bad field."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        raise _invalid(exc) from exc
+
+
+class SubscriptionFields(BaseModel):
+    """What a user may set on a subscription; unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=255)
+    url: str = Field(max_length=2048)
+    event_types: list[str] = Field(min_length=1)
+    active: bool = True
+    tenant: str = Field("", max_length=255)
+    secret: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http:// or https:// URL with a host")
+        if any(ch in value for ch in "\r\n\t "):
+            raise ValueError("must not contain whitespace")
+        return value
+
+    @field_validator("event_types")
+    @classmethod
+    def _event_types(cls, value: list[str]) -> list[str]:
+        import re
+
+        for item in value:
+            if not re.fullmatch(TYPE_FILTER_PATTERN, item):
+                raise ValueError(f"{item!r} is not an event type or a wildcard like user.* or *")
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            key = base64.b64decode(value.removeprefix("whsec_"), validate=True)
+        except ValueError as exc:
+            raise ValueError("must be whsec_ followed by base64") from exc
+        if not 24 <= len(key) <= 64:
+            raise ValueError("must hold 24 to 64 bytes of key")
+        return value
+
+
+class SubscriptionPatch(BaseModel):
+    """A partial update: only the fields given change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    url: str | None = None
+    event_types: list[str] | None = None
+    active: bool | None = None
+    tenant: str | None = None
+    secret: str | None = None
+
+
+class Subscription(SubscriptionFields):
+    id: str = Field(default_factory=lambda: new_id("sub"), pattern=SUBSCRIPTION_ID_PATTERN)
+    secret: str = Field(default_factory=new_secret)
+    created_at: Millis = Field(default_factory=utcnow)
+    updated_at: Millis = Field(default_factory=utcnow)
+
+    def patched(self, patch: SubscriptionPatch) -> Subscription:
+        changes = patch.model_dump(exclude_unset=True)
+        merged = self.model_dump() | changes | {"updated_at": utcnow()}
+        return validated(Subscription, **merged)
+
+    def to_avro(self) -> bytes:
+        return codec("subscription").encode(self.model_dump())
+
+    @classmethod
+    def from_avro(cls, payload: bytes) -> Subscription:
+        return cls(**codec("subscription").decode(payload))
+
+    def public_view(self) -> dict[str, Any]:
+        """What lists and logs may show: never the secret."""
+        return self.model_dump(mode="json", exclude={"secret"})
+
+
+class DeliveryTask(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    subscription_id: str
+    routed_at: Millis
+    event: Event
+
+    def to_avro(self) -> bytes:
+        return codec("delivery_task").encode(self.model_dump())
+
+    @classmethod
+    def from_avro(cls, payload: bytes) -> DeliveryTask:
+        return cls(**codec("delivery_task").decode(payload))

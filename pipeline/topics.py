@@ -1,0 +1,43 @@
+"""Names of the pipeline's topics, one place, derived from the topic prefix."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pipeline.config import Settings
+
+
+@dataclass(frozen=True, kw_only=True)
+class TopicNames:
+    prefix: str
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}events"
+
+    @property
+    def subscriptions(self) -> str:
+        return f"{self.prefix}subscriptions"
+
+    @property
+    def results(self) -> str:
+        return f"{self.prefix}results"
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.prefix}dead-letters"
+
+    def endpoint(self, subscription_id: str) -> str:
+        return f"{self.prefix}endpoint.{subscription_id}"
+
+    @property
+    def endpoint_pattern(self) -> str:
+        return f"^{re.escape(self.prefix)}endpoint\\..+"
+
+    def subscription_of(self, endpoint_topic: str) -> str:
+        return endpoint_topic.removeprefix(f"{self.prefix}endpoint.")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TopicNames:
+        return cls(prefix=settings.topic_prefix)
