@@ -1,0 +1,183 @@
+"""A real single-node KRaft Kafka broker, run as a local subprocess.
+
+Its jars come from Maven Central through Maven and are cached under the data directory;
+its logs and data live there too. Starting is idempotent: a broker that already answers
+is reused, a stale pid file is cleaned up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.config import PROJECT_ROOT, Settings
+from pipeline.errors import ServiceError
+from pipeline.kafka.admin import broker_answers, wait_for_broker
+
+log = logging.getLogger(__name__)
+TEMPLATES = PROJECT_ROOT / "deploy" / "kafka"
+LOGGING_3X = """<dependency><groupId>org.slf4j</groupId><artifactId>slf4j-reload4j</artifactId><version>1.7.36</version></dependency>
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId><version>1.7.36</version></dependency>"""
+LOGGING_4X = """<dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId><version>2.24.3</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>2.24.3</version></dependency>
+    <dependency><groupId>com.fasterxml.jackson.dataformat</groupId><artifactId>jackson-dataformat-yaml</artifactId><version>2.16.2</version></dependency>"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BrokerPaths:
+    root: Path
+    version: str
+
+    @property
+    def jars(self) -> Path:
+        return self.root / f"jars-{self.version}"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def properties(self) -> Path:
+        return self.root / "server.properties"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.root / "broker.pid"
+
+    @property
+    def output(self) -> Path:
+        return self.root / "broker.log"
+
+
+class KafkaBroker:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.bootstrap = settings.kafka_bootstrap_servers
+        self.port = int(self.bootstrap.rsplit(":", 1)[1])
+        self.paths = BrokerPaths(root=settings.data_dir / "kafka", version=settings.kafka_version)
+
+    @property
+    def major(self) -> int:
+        return int(self.settings.kafka_version.split(".")[0])
+
+    def start(self, timeout_s: float = 90.0) -> bool:
+        """Starts the broker unless one answers already; True when this call started it."""
+        if broker_answers(self.bootstrap):
+            log.info("reusing the Kafka broker already answering at %s", self.bootstrap)
+            return False
+        if self._running_pid() is None:
+            self.fetch_jars()
+            self._write_properties()
+            self._format_storage()
+            self._spawn()
+        try:
+            wait_for_broker(self.bootstrap, timeout_s)
+        except ServiceError as exc:
+            raise ServiceError(f"{exc}; see {self.paths.output}") from exc
+        log.info("Kafka %s is ready at %s", self.settings.kafka_version, self.bootstrap)
+        return True
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        pid = self._running_pid()
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGTERM)
+        if not _wait_for_exit(pid, timeout_s):
+            os.kill(pid, signal.SIGKILL)
+            _wait_for_exit(pid, 5.0)
+        self.paths.pid_file.unlink(missing_ok=True)
+
+    def fetch_jars(self) -> Path:
+        if self.paths.jars.is_dir() and any(self.paths.jars.glob("kafka_2.13-*.jar")):
+            return self.paths.jars
+        if shutil.which("mvn") is None:
+            raise ServiceError("Maven (mvn) is needed once to fetch the Kafka jars; install it or set KAFKA_BOOTSTRAP_SERVERS")
+        build = self.paths.root / f"pom-{self.settings.kafka_version}"
+        build.mkdir(parents=True, exist_ok=True)
+        pom = (TEMPLATES / "pom.xml").read_text()
+        pom = pom.replace("@KAFKA_VERSION@", self.settings.kafka_version)
+        pom = pom.replace("@LOGGING_DEPENDENCIES@", LOGGING_3X if self.major < 4 else LOGGING_4X)
+        (build / "pom.xml").write_text(pom)
+        staging = self.paths.root / f"jars-{self.settings.kafka_version}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        log.info("fetching Kafka %s jars with Maven (once)", self.settings.kafka_version)
+        _run(["mvn", "-q", "-B", "dependency:copy-dependencies", "-DincludeScope=runtime",
+              f"-DoutputDirectory={staging}"], cwd=build)
+        staging.rename(self.paths.jars)  # atomic: a half-fetched directory is never taken as cached
+        return self.paths.jars
+
+    def _write_properties(self) -> None:
+        text = (TEMPLATES / "server.properties").read_text()
+        text = text.replace("@PORT@", str(self.port))
+        text = text.replace("@CONTROLLER_PORT@", str(self.settings.kafka_controller_port))
+        text = text.replace("@LOG_DIR@", str(self.paths.log_dir))
+        self.paths.properties.write_text(text)
+
+    def _format_storage(self) -> None:
+        if (self.paths.log_dir / "meta.properties").exists():
+            return
+        cluster_id = uuid.uuid4().hex[:22]
+        _run(self._java("kafka.tools.StorageTool", "format", "-t", cluster_id,
+                        "-c", str(self.paths.properties), "--ignore-formatted"))
+
+    def _spawn(self) -> None:
+        command = self._java(f"-Xmx{self.settings.kafka_heap}", "kafka.Kafka", str(self.paths.properties))
+        with self.paths.output.open("ab") as output:
+            # A session of its own: the broker outlives the command that started it, and Ctrl-C
+            # in `make run` reaches it only through our orderly stop.
+            process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, start_new_session=True)
+        self.paths.pid_file.write_text(str(process.pid))
+
+    def _java(self, *args: str) -> list[str]:
+        if self.major < 4:
+            logging_flag = f"-Dlog4j.configuration=file:{TEMPLATES / 'log4j.properties'}"
+        else:
+            logging_flag = f"-Dlog4j2.configurationFile={TEMPLATES / 'log4j2.yaml'}"
+        return ["java", logging_flag, "-cp", f"{self.paths.jars}/*", *args]
+
+    def _running_pid(self) -> int | None:
+        try:
+            pid = int(self.paths.pid_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        if _alive(pid):
+            return pid
+        self.paths.pid_file.unlink(missing_ok=True)  # stale: the broker died without us
+        return None
+
+
+def _run(command: list[str], cwd: Path | None = None) -> None:
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ServiceError(f"{' '.join(command[:3])} failed: {result.stdout[-2000:]}{result.stderr[-2000:]}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0): ask whether it has really exited.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def _wait_for_exit(pid: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.1)
+    return False

@@ -1,0 +1,1 @@
+"""Every Kafka client the pipeline makes is configured here."""

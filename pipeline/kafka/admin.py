@@ -1,0 +1,99 @@
+"""Topic creation and broker readiness, through the confluent-kafka admin client.
+
+Topics are always created explicitly, with the partitions and configs they need:
+nothing relies on broker-side auto-creation.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from pipeline.config import Settings
+from pipeline.errors import ServiceError
+from pipeline.topics import TopicNames
+
+
+@dataclass(frozen=True, kw_only=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def admin_client(bootstrap_servers: str) -> AdminClient:
+    return AdminClient({"bootstrap.servers": bootstrap_servers, "socket.timeout.ms": 5000})
+
+
+def broker_answers(bootstrap_servers: str, timeout_s: float = 2.0) -> bool:
+    """Ready means an admin metadata request succeeds, not merely that the port is open."""
+    if not _port_open(bootstrap_servers.split(",")[0]):
+        return False  # spares librdkafka's reconnect log lines while a broker is starting
+    try:
+        metadata = admin_client(bootstrap_servers).list_topics(timeout=timeout_s)
+    except KafkaException:
+        return False
+    return bool(metadata.brokers)
+
+
+def _port_open(address: str) -> bool:
+    host, port = address.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_broker(bootstrap_servers: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if broker_answers(bootstrap_servers):
+            return
+        time.sleep(0.25)
+    raise ServiceError(f"no Kafka broker answered at {bootstrap_servers} within {timeout_s:.0f} s")
+
+
+def ensure_topics(admin: AdminClient, specs: list[TopicSpec], timeout_s: float = 30.0) -> None:
+    """Creates the topics that do not exist yet; existing ones are left as they are."""
+    existing = set(admin.list_topics(timeout=timeout_s).topics)
+    wanted = [
+        NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=1, config=spec.config)
+        for spec in specs
+        if spec.name not in existing
+    ]
+    if not wanted:
+        return
+    for name, future in admin.create_topics(wanted, request_timeout=timeout_s).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise ServiceError(f"could not create topic {name}: {exc}") from exc
+
+
+def core_topics(settings: Settings) -> list[TopicSpec]:
+    names = TopicNames.from_settings(settings)
+    return [
+        TopicSpec(name=names.events, partitions=settings.events_partitions),
+        TopicSpec(
+            name=names.subscriptions,
+            partitions=1,
+            config={"cleanup.policy": "compact", "min.compaction.lag.ms": "0"},
+        ),
+        TopicSpec(name=names.results, partitions=settings.results_partitions),
+        TopicSpec(name=names.dead_letters, partitions=1),
+    ]
+
+
+def endpoint_topic(settings: Settings, subscription_id: str) -> TopicSpec:
+    name = TopicNames.from_settings(settings).endpoint(subscription_id)
+    return TopicSpec(name=name, partitions=settings.endpoint_partitions)
+
+
+def ensure_core_topics(settings: Settings) -> None:
+    ensure_topics(admin_client(settings.kafka_bootstrap_servers), core_topics(settings))
