@@ -1,0 +1,1 @@
+"""The router: matches each event against the subscriptions and writes a delivery task per match."""

@@ -1,0 +1,98 @@
+"""The router's faust app: events in, one delivery task per matching subscription out.
+
+Tasks are keyed by the event's ordering key, so each endpoint topic keeps the publish
+order per key. An event that cannot be decoded or validated goes to the dead-letter
+topic with the reason in headers: it is never dropped silently and never stops the router.
+Agents keep concurrency=1: faust can commit past unprocessed messages otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from pipeline.config import Settings
+from pipeline.errors import InvalidEvent
+from pipeline.models import DeliveryTask, decode_event, utcnow
+from pipeline.router.matching import matching
+from pipeline.subscriptions.table import SubscriptionTable
+from pipeline.topics import TopicNames
+
+log = logging.getLogger(__name__)
+
+
+def raw_topic(app: faust.App, name: str) -> faust.TopicT:
+    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+
+def create_app(settings: Settings) -> faust.App:
+    names = TopicNames.from_settings(settings)
+    datadir = settings.data_dir / "router"
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        f"{names.prefix}router",
+        broker=f"kafka://{settings.kafka_bootstrap_servers}",
+        store="memory://",
+        datadir=str(datadir),
+        web_enabled=False,
+        topic_allow_declare=False,  # topics are created explicitly, with their partitions
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=10,
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        stream_wait_empty=False,
+    )
+    table = SubscriptionTable(settings)
+    router = EventRouter(app, table, names)
+
+    @app.task
+    async def follow_subscriptions() -> None:
+        await table.run()
+
+    @app.agent(raw_topic(app, names.events), concurrency=1)
+    async def route(stream: faust.StreamT) -> None:
+        await table.wait_loaded(timeout_s=120)
+        async for message in stream.events():
+            await router.route(message)
+
+    return app
+
+
+class EventRouter:
+    def __init__(self, app: faust.App, table: SubscriptionTable, names: TopicNames):
+        self.app = app
+        self.table = table
+        self.names = names
+        self.dead_letters = raw_topic(app, names.dead_letters)
+        self._endpoint_topics: dict[str, faust.TopicT] = {}
+
+    async def route(self, message: faust.EventT) -> None:
+        raw_key, raw_value = message.message.key, message.message.value
+        try:
+            event = decode_event(raw_value)
+        except InvalidEvent as exc:
+            await self._dead_letter(message, raw_key, raw_value, exc)
+            return
+        for subscription in matching(self.table.all(), event):
+            task = DeliveryTask(subscription_id=subscription.id, routed_at=utcnow(), event=event)
+            await self._endpoint(subscription.id).send(key=event.partition_key, value=task.to_avro())
+
+    async def _dead_letter(self, message: faust.EventT, key: bytes | None, value: bytes | None, exc: InvalidEvent) -> None:
+        log.warning("dead-lettering an invalid event at %s@%d: %s", message.message.tp, message.message.offset, exc)
+        headers = {
+            "error": str(exc).encode(),
+            "error-field": exc.field.encode(),
+            "source-topic": message.message.topic.encode(),
+            "source-partition": str(message.message.partition).encode(),
+            "source-offset": str(message.message.offset).encode(),
+        }
+        await self.dead_letters.send(key=key, value=value or b"", headers=headers)
+
+    def _endpoint(self, subscription_id: str) -> faust.TopicT:
+        topic = self._endpoint_topics.get(subscription_id)
+        if topic is None:
+            topic = raw_topic(self.app, self.names.endpoint(subscription_id))
+            self._endpoint_topics[subscription_id] = topic
+        return topic

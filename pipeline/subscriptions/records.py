@@ -1,0 +1,25 @@
+"""How one record of the compacted subscriptions topic changes the table."""
+
+from __future__ import annotations
+
+import logging
+
+from pipeline.errors import CodecError
+from pipeline.models import Subscription
+
+log = logging.getLogger(__name__)
+
+
+def apply_record(table: dict[str, Subscription], key: bytes | None, value: bytes | None) -> None:
+    """An Avro value puts the subscription; a tombstone (no value) deletes it."""
+    if key is None:
+        log.warning("skipping a subscriptions record without a key")
+        return
+    subscription_id = key.decode()
+    if value is None:
+        table.pop(subscription_id, None)
+        return
+    try:
+        table[subscription_id] = Subscription.from_avro(value)
+    except (CodecError, ValueError) as exc:
+        log.error("skipping an unreadable subscription %s: %s", subscription_id, exc)

@@ -1,0 +1,31 @@
+"""Writes subscription changes to the compacted subscriptions topic.
+
+The endpoint topic is created before the subscription is written, so the router never
+routes to a topic that does not exist yet.
+"""
+
+from __future__ import annotations
+
+from pipeline.config import Settings
+from pipeline.kafka.admin import admin_client, endpoint_topic, ensure_topics
+from pipeline.kafka.clients import flush_or_raise, reliable_producer
+from pipeline.models import Subscription
+from pipeline.topics import TopicNames
+
+
+class SubscriptionWriter:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.topic = TopicNames.from_settings(settings).subscriptions
+        self._producer = reliable_producer(settings, **{"linger.ms": 0})
+        self._admin = admin_client(settings.kafka_bootstrap_servers)
+
+    def put(self, subscription: Subscription) -> None:
+        ensure_topics(self._admin, [endpoint_topic(self.settings, subscription.id)])
+        self._producer.produce(self.topic, key=subscription.id.encode(), value=subscription.to_avro())
+        flush_or_raise(self._producer)
+
+    def delete(self, subscription_id: str) -> None:
+        """A tombstone: compaction removes the subscription for good."""
+        self._producer.produce(self.topic, key=subscription_id.encode(), value=None)
+        flush_or_raise(self._producer)
