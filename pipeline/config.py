@@ -15,7 +15,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PIPELINE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="PIPELINE_", extra="ignore", populate_by_name=True)
 
     data_dir: Path = PROJECT_ROOT / ".data"
 
@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     delivery_timeout_s: float = 15.0
     retry_schedule_s: tuple[float, ...] = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0)
     max_in_flight_per_partition: int = 64
+    max_connections: int = 200
+    dispatcher_metadata_refresh_ms: int = Field(1000, description="How soon a new endpoint topic is noticed.")
+    shutdown_grace_s: float = 5.0
 
     router_web_port: int = 6066
     results_port: int = 8601

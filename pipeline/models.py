@@ -82,18 +82,25 @@ def decode_event(payload: bytes | None) -> Event:
         raise InvalidEvent("value", "empty message")
     try:
         if is_single_object(payload):
-            return Event(**codec("event").decode(payload))
+            event = Event(**codec("event").decode(payload))
+            if event.content_type == "application/json":
+                json.loads(event.data)
+            return event
         envelope = json.loads(payload)
-    except (CodecError, ValueError) as exc:
-        raise InvalidEvent("value", f"neither Avro single-object nor JSON: {exc}") from exc
     except ValidationError as exc:
         raise _invalid(exc, InvalidEvent) from exc
+    except (CodecError, ValueError) as exc:
+        raise InvalidEvent("value", f"neither a valid Avro single-object event nor a JSON envelope: {exc}") from exc
     if not isinstance(envelope, dict):
         raise InvalidEvent("value", "a JSON envelope must be an object")
+    return event_from_envelope(envelope, InvalidEvent)
+
+
+def event_from_envelope(envelope: dict[str, Any], kind: type[InvalidInput] = InvalidInput) -> Event:
     try:
         return Event.from_json_envelope(envelope)
     except ValidationError as exc:
-        raise _invalid(exc, InvalidEvent) from exc
+        raise _invalid(exc, kind) from exc
 
 
 def _invalid(exc: ValidationError, kind: type[InvalidInput] = InvalidInput) -> InvalidInput:

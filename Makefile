@@ -1,0 +1,36 @@
+# Two commands from a fresh clone: `make run` and `make test`. `make help` lists the rest.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test bench kafka-start kafka-stop clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed ## Create .venv and install the project with its test tools
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+run: install ## Start Kafka, the router, dispatcher, results service and admin API; Ctrl-C stops all
+	$(VENV)/bin/pipeline run
+
+test: install ## Run every test against a real Kafka broker and embedded ClickHouse
+	$(PY) -m pytest
+
+bench: install ## End-to-end deliveries/s and latency beside the raw HTTP client rate
+	$(PY) -m bench.pipeline
+
+kafka-start: install ## Start only the local Kafka broker (idempotent)
+	$(VENV)/bin/pipeline kafka start
+
+kafka-stop: install ## Stop the local Kafka broker
+	$(VENV)/bin/pipeline kafka stop
+
+clean: kafka-stop ## Stop the broker and delete all local data (.data)
+	rm -rf .data

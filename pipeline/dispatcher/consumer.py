@@ -1,0 +1,115 @@
+"""The consumer group over every endpoint topic.
+
+Each assigned partition gets a PartitionWork. A partition with too much in flight is
+paused (its backlog waits in Kafka) and resumed when it drains. Offsets are committed
+only up to finished messages, after the attempt records are flushed to Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from pipeline.config import Settings
+from pipeline.dispatcher.deliverer import Deliverer
+from pipeline.dispatcher.outbox import Outbox
+from pipeline.dispatcher.partition import PartitionWork
+from pipeline.topics import TopicNames
+
+log = logging.getLogger(__name__)
+COMMIT_INTERVAL_S = 0.5
+REVOKE_GRACE_S = 2.0
+
+
+class EndpointConsumer:
+    def __init__(self, settings: Settings, deliverer: Deliverer, outbox: Outbox):
+        self.settings = settings
+        self.deliverer = deliverer
+        self.outbox = outbox
+        self.max_in_flight = settings.max_in_flight_per_partition
+        self._work: dict[TopicPartition, PartitionWork] = {}
+        self._committed: dict[TopicPartition, int] = {}
+        self._paused: set[TopicPartition] = set()
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=f"{settings.topic_prefix}dispatcher",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",  # a new endpoint topic's first tasks must not be skipped
+            metadata_max_age_ms=settings.dispatcher_metadata_refresh_ms,
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=1_000,
+            fetch_max_wait_ms=100,
+        )
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        pattern = TopicNames.from_settings(self.settings).endpoint_pattern
+        self._consumer.subscribe(pattern=pattern, listener=_Rebalance(self))
+        await self._consumer.start()
+        try:
+            await self._consume(stopping)
+        finally:
+            await self.release(list(self._work), grace_s=self.settings.shutdown_grace_s)
+            await self._consumer.stop()
+
+    async def _consume(self, stopping: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        next_commit = loop.time() + COMMIT_INTERVAL_S
+        while not stopping.is_set():
+            batches = await self._consumer.getmany(timeout_ms=100, max_records=2000)
+            for partition, records in batches.items():
+                work = self._work.setdefault(partition, PartitionWork(self.deliverer.deliver))
+                for record in records:
+                    work.submit(record)
+            self._apply_backpressure()
+            if loop.time() >= next_commit:
+                await self._commit(list(self._work))
+                next_commit = loop.time() + COMMIT_INTERVAL_S
+
+    def _apply_backpressure(self) -> None:
+        for partition, work in self._work.items():
+            if partition not in self._paused and work.in_flight >= self.max_in_flight:
+                self._consumer.pause(partition)
+                self._paused.add(partition)
+            elif partition in self._paused and work.in_flight < self.max_in_flight // 2:
+                self._consumer.resume(partition)
+                self._paused.discard(partition)
+
+    async def _commit(self, partitions: list[TopicPartition]) -> None:
+        offsets = {}
+        for partition in partitions:
+            offset = self._work[partition].committable()
+            if offset is not None and offset != self._committed.get(partition):
+                offsets[partition] = offset
+        if not offsets:
+            return
+        await self.outbox.flush()
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:
+            log.warning("commit failed, the uncommitted tasks will be redelivered: %s", exc)
+            return
+        self._committed.update(offsets)
+
+    async def release(self, partitions: list[TopicPartition], grace_s: float) -> None:
+        """Finishes what it can of partitions being taken away, commits it, and forgets them."""
+        owned = [partition for partition in partitions if partition in self._work]
+        await asyncio.gather(*(self._work[partition].close(grace_s) for partition in owned))
+        await self._commit(owned)
+        for partition in owned:
+            del self._work[partition]
+            self._committed.pop(partition, None)
+            self._paused.discard(partition)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, owner: EndpointConsumer):
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.owner.release(list(revoked), grace_s=REVOKE_GRACE_S)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("dispatching %d endpoint partitions", len(assigned))

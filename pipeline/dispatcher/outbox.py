@@ -1,0 +1,58 @@
+"""What the dispatcher writes back to Kafka: attempt records and dead letters.
+
+Writes are queued without waiting; `flush()` is awaited before offsets are committed, so a
+committed task always has its results in Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from confluent_kafka import KafkaError, Message
+
+from pipeline.codec import codec
+from pipeline.config import Settings
+from pipeline.errors import ServiceError
+from pipeline.kafka.clients import reliable_producer
+from pipeline.topics import TopicNames
+
+log = logging.getLogger(__name__)
+
+
+class Outbox:
+    def __init__(self, settings: Settings):
+        names = TopicNames.from_settings(settings)
+        self.results_topic = names.results
+        self.dead_letters_topic = names.dead_letters
+        self._producer = reliable_producer(settings, **{"linger.ms": 20})
+        self._codec = codec("delivery_attempt")
+        self._failures = 0
+
+    def attempt(self, record: dict[str, Any]) -> None:
+        self._produce(self.results_topic, record["subscription_id"].encode(), self._codec.encode(record), None)
+
+    def dead_letter(self, key: bytes | None, value: bytes, reason: str, source: str) -> None:
+        headers = [("error", reason.encode()), ("source", source.encode())]
+        self._produce(self.dead_letters_topic, key, value, headers)
+
+    async def flush(self) -> None:
+        remaining = await asyncio.to_thread(self._producer.flush, 30.0)
+        if remaining or self._failures:
+            failures, self._failures = self._failures, 0
+            raise ServiceError(f"results not acknowledged by Kafka: {remaining} pending, {failures} failed")
+
+    def _produce(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, key=key, value=value, headers=headers, on_delivery=self._on_delivery)
+                break
+            except BufferError:
+                self._producer.poll(0.05)
+        self._producer.poll(0)
+
+    def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            log.error("a record for %s was not written: %s", message.topic(), error)
+            self._failures += 1

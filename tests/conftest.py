@@ -1,0 +1,106 @@
+"""Services for the whole suite, found in this order:
+KAFKA_BOOTSTRAP_SERVERS / CLICKHOUSE_DSN when set; testcontainers when a Docker engine
+answers; otherwise the project's local Kafka broker and embedded ClickHouse.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from pipeline.config import PROJECT_ROOT, Settings
+from pipeline.devstack.kafka_broker import KafkaBroker
+from pipeline.kafka.admin import ensure_core_topics
+
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+
+
+def _docker_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    import subprocess
+
+    return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+        return
+    if _docker_answers():
+        from testcontainers.kafka import KafkaContainer  # only needed where Docker runs
+
+        with KafkaContainer().with_kraft() as container:
+            yield container.get_bootstrap_server()
+        return
+    broker = KafkaBroker(Settings())
+    started = broker.start()
+    yield broker.bootstrap
+    if started:
+        broker.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Settings]:
+    """Fresh topics (a uuid prefix), free ports and a private data directory for one test."""
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    dsn = os.environ.get("CLICKHOUSE_DSN") or f"chdb://{tmp_path / 'clickhouse'}"
+    test_settings = Settings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        topic_prefix=prefix,
+        data_dir=tmp_path / "data",
+        clickhouse_dsn=dsn,
+        clickhouse_database=f"test_{uuid.uuid4().hex[:8]}",
+        results_port=free_port(),
+        api_port=free_port(),
+        endpoint_partitions=4,
+        events_partitions=4,
+        retry_schedule_s=(0.0, 0.2, 0.5, 1.0),
+        delivery_timeout_s=5.0,
+    )
+    ensure_core_topics(test_settings)
+    yield test_settings
+    _delete_topics(kafka_bootstrap, prefix)
+
+
+def _delete_topics(bootstrap: str, prefix: str) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    names = [name for name in admin.list_topics(timeout=10).topics if name.startswith(prefix)]
+    if names:
+        for future in admin.delete_topics(names, operation_timeout=30).values():
+            try:
+                future.result()
+            except Exception:  # a topic already gone is fine: cleanup is best effort
+                pass
+
+
+def stage_env(settings: Settings) -> dict[str, str]:
+    """The environment that points a stage process at one test's settings."""
+    env = os.environ.copy()
+    env.update({
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "CLICKHOUSE_DSN": settings.resolved_clickhouse_dsn,
+        "PIPELINE_TOPIC_PREFIX": settings.topic_prefix,
+        "PIPELINE_DATA_DIR": str(settings.data_dir),
+        "PIPELINE_CLICKHOUSE_DATABASE": settings.clickhouse_database,
+        "PIPELINE_RESULTS_PORT": str(settings.results_port),
+        "PIPELINE_API_PORT": str(settings.api_port),
+        "PIPELINE_ENDPOINT_PARTITIONS": str(settings.endpoint_partitions),
+        "PIPELINE_RETRY_SCHEDULE_S": "[" + ",".join(str(d) for d in settings.retry_schedule_s) + "]",
+        "PIPELINE_DELIVERY_TIMEOUT_S": str(settings.delivery_timeout_s),
+    })
+    return env

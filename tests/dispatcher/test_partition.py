@@ -1,0 +1,70 @@
+"""Per-key lanes keep order per key, let other keys pass, and never commit past unfinished work."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from pipeline.dispatcher.partition import PartitionWork
+
+
+@dataclass
+class Record:
+    offset: int
+    key: bytes | None
+
+
+async def test_a_blocked_key_holds_only_itself_and_the_commit() -> None:
+    release = asyncio.Event()
+    handled: list[int] = []
+
+    async def handle(record: Record) -> None:
+        if record.offset == 1:
+            await release.wait()  # a delivery being retried
+        handled.append(record.offset)
+
+    work = PartitionWork(handle)
+    for offset, key in enumerate([b"a", b"b", b"a", b"b", b"c"]):
+        work.submit(Record(offset, key))
+    await _until(lambda: len(handled) == 3)
+    assert handled == [0, 2, 4]  # key b is held at offset 1; a and c went on
+    assert work.committable() == 1  # nothing at or past the blocked offset is committed
+    release.set()
+    await _until(lambda: len(handled) == 5)
+    assert handled[3:] == [1, 3]  # b's messages in their order
+    assert work.committable() == 5
+    assert work.in_flight == 0
+
+
+async def test_close_cancels_unfinished_work_which_stays_uncommitted() -> None:
+    async def hang(record: Record) -> None:
+        await asyncio.Event().wait()
+
+    work = PartitionWork(hang)
+    work.submit(Record(0, b"k"))
+    await work.close(grace_s=0.05)
+    assert work.committable() is None
+
+
+async def test_an_unexpected_error_retries_the_same_message(monkeypatch) -> None:
+    monkeypatch.setattr("pipeline.dispatcher.partition.UNEXPECTED_ERROR_PAUSE_S", 0.01)
+    calls: list[int] = []
+
+    async def flaky(record: Record) -> None:
+        calls.append(record.offset)
+        if len(calls) == 1:
+            raise RuntimeError("bug")
+
+    work = PartitionWork(flaky)
+    work.submit(Record(0, b"k"))
+    work.submit(Record(1, b"k"))
+    await _until(lambda: work.committable() == 2)
+    assert calls == [0, 0, 1]
+
+
+async def _until(condition, timeout_s: float = 5.0) -> None:
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(poll(), timeout_s)

@@ -1,0 +1,28 @@
+import json
+from datetime import datetime, timezone
+
+from pipeline.dispatcher.request import envelope_body, request_headers
+from pipeline.models import Event, Subscription
+
+
+def test_json_data_is_sent_inside_the_envelope_unchanged() -> None:
+    event = Event(id="evt_1", type="user.created", source="svc", ordering_key="k",
+                  time=datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc), data=b'{"b": [1, 2], "a": "x"}')
+    body = json.loads(envelope_body(event))
+    assert body == {"id": "evt_1", "type": "user.created", "source": "svc", "tenant": "",
+                    "time": "2026-01-02T03:04:05.678000Z", "ordering_key": "k", "data": {"b": [1, 2], "a": "x"}}
+
+
+def test_other_content_goes_as_base64() -> None:
+    event = Event(type="blob.stored", data=b"\x00\x01", content_type="application/octet-stream")
+    body = json.loads(envelope_body(event))
+    assert body["data_base64"] == "AAE=" and body["content_type"] == "application/octet-stream"
+
+
+def test_headers_carry_the_event_id_and_a_v1_signature() -> None:
+    subscription = Subscription(name="s", url="https://example.test/h", event_types=["*"])
+    event = Event(id="evt_42", type="t")
+    headers = request_headers(subscription, event, b"{}", 1_700_000_000)
+    assert headers["webhook-id"] == "evt_42"
+    assert headers["webhook-timestamp"] == "1700000000"
+    assert headers["webhook-signature"].startswith("v1,")

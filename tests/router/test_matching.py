@@ -1,0 +1,26 @@
+from pipeline.models import Event, Subscription
+from pipeline.router.matching import matching, type_matches
+
+
+def subscription(**fields) -> Subscription:
+    return Subscription(**({"name": "s", "url": "https://example.test/h", "event_types": ["*"]} | fields))
+
+
+def test_type_patterns() -> None:
+    assert type_matches("*", "anything.at.all")
+    assert type_matches("user.*", "user.created")
+    assert type_matches("user.*", "user.profile.changed")
+    assert not type_matches("user.*", "users.created")
+    assert not type_matches("user.*", "user")
+    assert type_matches("order.paid", "order.paid")
+    assert not type_matches("order.paid", "order.paid.late")
+
+
+def test_matching_honours_active_flag_types_and_tenant() -> None:
+    event = Event(type="user.created", tenant="acme")
+    wanted = subscription(event_types=["user.*"])
+    paused = subscription(event_types=["user.*"], active=False)
+    other_type = subscription(event_types=["order.*"])
+    other_tenant = subscription(event_types=["*"], tenant="globex")
+    same_tenant = subscription(event_types=["*"], tenant="acme")
+    assert matching([wanted, paused, other_type, other_tenant, same_tenant], event) == [wanted, same_tenant]

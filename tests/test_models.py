@@ -1,0 +1,52 @@
+import pytest
+
+from pipeline.errors import InvalidEvent, InvalidInput
+from pipeline.models import DeliveryTask, Event, Subscription, decode_event, utcnow, validated
+
+
+def test_avro_round_trips() -> None:
+    event = Event(type="user.created", ordering_key="k", data=b'{"a":1}')
+    assert decode_event(event.to_avro()) == event
+    subscription = Subscription(name="s", url="https://example.test/h", event_types=["user.*"])
+    assert Subscription.from_avro(subscription.to_avro()) == subscription
+    task = DeliveryTask(subscription_id=subscription.id, routed_at=utcnow(), event=event)
+    assert DeliveryTask.from_avro(task.to_avro()) == task
+
+
+def test_json_envelopes_are_accepted() -> None:
+    event = decode_event(b'{"type": "user.created", "data": {"name": "Ada"}, "ordering_key": "u1"}')
+    assert event.type == "user.created" and event.data == b'{"name":"Ada"}' and event.ordering_key == "u1"
+
+
+@pytest.mark.parametrize("payload, field", [
+    (b"", "value"),
+    (b"not json", "value"),
+    (b"[1, 2]", "value"),
+    (b'{"data": {}}', "type"),
+    (b'{"type": "bad type with spaces"}', "type"),
+    (b'{"type": "ok", "colour": "red"}', "colour"),
+])
+def test_invalid_events_name_the_field(payload: bytes, field: str) -> None:
+    with pytest.raises(InvalidEvent) as caught:
+        decode_event(payload)
+    assert caught.value.field == field
+
+
+def test_avro_event_claiming_json_must_carry_json() -> None:
+    with pytest.raises(InvalidEvent):
+        decode_event(Event(type="t", data=b"{not json").to_avro())
+
+
+@pytest.mark.parametrize("fields, field", [
+    ({"url": "ftp://example.test"}, "url"),
+    ({"url": "not a url"}, "url"),
+    ({"event_types": []}, "event_types"),
+    ({"event_types": ["user.**"]}, "event_types"),
+    ({"secret": "whsec_short"}, "secret"),
+    ({"colour": "red"}, "colour"),
+])
+def test_invalid_subscriptions_name_the_field(fields: dict, field: str) -> None:
+    base = {"name": "s", "url": "https://example.test/h", "event_types": ["*"]}
+    with pytest.raises(InvalidInput) as caught:
+        validated(Subscription, **(base | fields))
+    assert caught.value.field == field
