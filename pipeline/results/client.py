@@ -1,0 +1,60 @@
+"""A synchronous client of the results service's query server (see query_api for the routes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from pipeline.errors import ServiceError
+
+DEFAULT_TIMEOUT_S = 10.0
+
+
+def fetch_stats(
+    base_url: str, subscription_id: str | None = None, *, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> list[dict[str, Any]]:
+    """Per-subscription rows: subscription_id, attempts, delivered, failed, p50_ms, p99_ms, last_attempt_at."""
+    body = _get(base_url, "/v1/stats", {"subscription_id": subscription_id}, timeout_s)
+    return list(body["subscriptions"])
+
+
+def count_attempts(
+    base_url: str,
+    subscription_id: str | None = None,
+    outcome: str | None = None,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> int:
+    body = _get(base_url, "/v1/attempts/count", {"subscription_id": subscription_id, "outcome": outcome}, timeout_s)
+    return int(body["count"])
+
+
+def is_healthy(base_url: str, *, timeout_s: float = 2.0) -> bool:
+    try:
+        return _get(base_url, "/healthz", {}, timeout_s).get("ok") is True
+    except ServiceError:
+        return False
+
+
+def _get(base_url: str, path: str, query: dict[str, str | None], timeout_s: float) -> dict[str, Any]:
+    url = base_url.rstrip("/") + path
+    params = {name: value for name, value in query.items() if value is not None}
+    try:
+        response = httpx.get(url, params=params, timeout=timeout_s)
+    except httpx.ConnectError as exc:
+        raise ServiceError(
+            f"the results service is not running at {base_url} (start it with `python -m pipeline.results`)"
+        ) from exc
+    except httpx.HTTPError as exc:
+        raise ServiceError(f"the results service at {base_url} did not answer {path}: {exc}") from exc
+    if response.status_code != 200:
+        raise ServiceError(f"the results service answered {path} with {response.status_code}: {_reason(response)}")
+    return response.json()
+
+
+def _reason(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("error", response.text))
+    except ValueError:
+        return response.text[:200]
