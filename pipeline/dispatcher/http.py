@@ -67,7 +67,7 @@ class AiohttpTransport:
                 method, url, headers=dict(headers), data=body, allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
             ) as response:
-                content = await response.content.read(self.body_cap)
+                content = await _read_capped_stream(response.content, self.body_cap)
                 return HttpResponse(response.status, dict(response.headers), content)
         except asyncio.TimeoutError as exc:
             raise DeliveryTimeout(f"no response within {timeout_s:g} s") from exc
@@ -108,6 +108,17 @@ class HttpxTransport:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+async def _read_capped_stream(stream: aiohttp.StreamReader, cap: int) -> bytes:
+    # read(n) returns what is buffered, possibly less than n: read until the cap or the end.
+    content = bytearray()
+    while len(content) < cap:
+        chunk = await stream.read(cap - len(content))
+        if not chunk:
+            break
+        content += chunk
+    return bytes(content)
 
 
 async def _read_capped(response: httpx.Response, cap: int) -> bytes:
