@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 
+from pipeline import eventloop
 from pipeline.config import Settings
 from pipeline.dispatcher.consumer import EndpointConsumer
 from pipeline.dispatcher.deliverer import Deliverer
@@ -40,7 +41,7 @@ async def run(settings: Settings) -> None:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s dispatcher %(levelname)s %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    asyncio.run(run(Settings()))
+    eventloop.run(run(Settings()))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import signal
 
+from pipeline import eventloop
 from pipeline.config import Settings
 from pipeline.kafka.admin import admin_client, core_topics, ensure_topics
 from pipeline.results.query_api import bound_port, start_query_server
@@ -74,4 +75,4 @@ async def _run_until_signalled(settings: Settings) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(_run_until_signalled(Settings()))
+    eventloop.run(_run_until_signalled(Settings()))

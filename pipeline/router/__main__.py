@@ -2,12 +2,14 @@
 
 from faust import Worker
 
+from pipeline import eventloop
 from pipeline.config import Settings
 from pipeline.router.app import create_app
 
 
 def main() -> None:
     settings = Settings()
+    eventloop.use_fastest_loop()
     app = create_app(settings)
     Worker(app, loglevel="WARNING").execute_from_commandline()
 

@@ -14,7 +14,7 @@ import faust
 
 from pipeline.config import Settings
 from pipeline.errors import InvalidEvent
-from pipeline.models import DeliveryTask, decode_event, utcnow
+from pipeline.models import decode_event, encode_task, utcnow
 from pipeline.router.matching import matching
 from pipeline.subscriptions.table import SubscriptionTable
 from pipeline.topics import TopicNames
@@ -42,6 +42,9 @@ def create_app(settings: Settings) -> faust.App:
         broker_session_timeout=10,
         broker_commit_interval=1.0,
         producer_acks=-1,
+        # Without linger each task goes out in a produce request of its own: the router's main cost.
+        producer_linger=0.01,
+        producer_max_batch_size=512 * 1024,
         stream_wait_empty=False,
     )
     table = SubscriptionTable(settings)
@@ -49,6 +52,9 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.task
     async def follow_subscriptions() -> None:
+        # The worker configures logging before tasks start and leaves the root logger at DEBUG:
+        # faust and aiokafka would then build a debug record for every message sent.
+        logging.getLogger().setLevel(logging.WARNING)
         await table.run()
 
     @app.agent(raw_topic(app, names.events), concurrency=1)
@@ -75,9 +81,13 @@ class EventRouter:
         except InvalidEvent as exc:
             await self._dead_letter(message, raw_key, raw_value, exc)
             return
-        for subscription in matching(self.table.all(), event):
-            task = DeliveryTask(subscription_id=subscription.id, routed_at=utcnow(), event=event)
-            await self._endpoint(subscription.id).send(key=event.partition_key, value=task.to_avro())
+        subscriptions = matching(self.table.all(), event)
+        if not subscriptions:
+            return
+        event_record, routed_at = event.to_record(), utcnow()
+        for subscription in subscriptions:
+            task = encode_task(subscription.id, routed_at, event_record)
+            await self._endpoint(subscription.id).send(key=event.partition_key, value=task)
 
     async def _dead_letter(self, message: faust.EventT, key: bytes | None, value: bytes | None, exc: InvalidEvent) -> None:
         log.warning("dead-lettering an invalid event at %s@%d: %s", message.message.tp, message.message.offset, exc)
