@@ -74,6 +74,19 @@ def ensure_topics(admin: AdminClient, specs: list[TopicSpec], timeout_s: float =
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise ServiceError(f"could not create topic {name}: {exc}") from exc
+    _wait_for_leaders(admin, [topic.topic for topic in wanted], timeout_s)
+
+
+def _wait_for_leaders(admin: AdminClient, names: list[str], timeout_s: float) -> None:
+    """Creation returns before partitions have leaders; until they do, clients get NOT_LEADER errors."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        topics = admin.list_topics(timeout=timeout_s).topics
+        if all(name in topics and topics[name].partitions and
+               all(p.leader >= 0 for p in topics[name].partitions.values()) for name in names):
+            return
+        time.sleep(0.05)
+    raise ServiceError(f"topics {names} had no leaders within {timeout_s:.0f} s")
 
 
 def core_topics(settings: Settings) -> list[TopicSpec]:

@@ -8,6 +8,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from pipeline.config import Settings
 from pipeline.errors import ServiceError
+from pipeline.kafka.offsets import watermarks
 from pipeline.models import Subscription
 from pipeline.subscriptions.records import apply_record
 from pipeline.topics import TopicNames
@@ -32,7 +33,7 @@ def _read_to_end(consumer: Consumer, topic: str, timeout_s: float) -> dict[str, 
         raise ServiceError(f"cannot read {topic}: {metadata.error}")
     ends = {}
     for partition_id in metadata.partitions:
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition_id), timeout=timeout_s)
+        _, high = watermarks(consumer, TopicPartition(topic, partition_id), timeout_s)
         ends[partition_id] = high
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p, end in ends.items() if end > 0])
     table: dict[str, Subscription] = {}

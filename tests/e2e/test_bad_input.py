@@ -1,0 +1,87 @@
+"""Bad input is refused or dead-lettered with its reason; nothing accepted is lost."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from typer.testing import CliRunner
+
+from pipeline.cli.main import app
+from pipeline.config import Settings
+from pipeline.kafka.offsets import watermarks
+from pipeline.topics import TopicNames
+from tests.conftest import stage_env
+from tests.polling import wait_until
+from tests.stages import running_stages, stage_logs
+
+
+def end_offset(settings: Settings, topic: str) -> int:
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "offsets"})
+    try:
+        return watermarks(consumer, TopicPartition(topic, 0))[1]
+    finally:
+        consumer.close()
+
+
+def read_all(settings: Settings, topic: str, count: int) -> list:
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": f"read-{topic}",
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    messages: list = []
+    try:
+        def more() -> bool:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                messages.append(message)
+            return len(messages) >= count
+        wait_until(more, timeout_s=60, interval_s=0, what=f"{count} messages on {topic}")
+    finally:
+        consumer.close()
+    return messages
+
+
+@pytest.mark.integration
+def test_invalid_events_go_to_dead_letters_with_their_reason(settings: Settings, tmp_path: Path) -> None:
+    names = TopicNames.from_settings(settings)
+    bad = {
+        b"not json at all": "value",
+        json.dumps({"data": {"x": 1}}).encode(): "type",
+        json.dumps({"type": "user.created", "colour": "red"}).encode(): "colour",
+    }
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    for value in bad:
+        producer.produce(names.events, value=value)
+    producer.flush(10)
+    with running_stages(settings, ["pipeline.router"], tmp_path / "logs"):
+        try:
+            dead = read_all(settings, names.dead_letters, len(bad))
+        except AssertionError:
+            print(stage_logs(tmp_path / "logs"))
+            raise
+    by_value = {message.value(): dict(message.headers()) for message in dead}
+    assert set(by_value) == set(bad)  # every bad message kept, byte for byte
+    for value, field in bad.items():
+        headers = by_value[value]
+        assert headers["error-field"].decode() == field
+        assert field in headers["error"].decode()
+        assert headers["source-topic"].decode() == names.events
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("arguments, field", [
+    (["--name", "x", "--url", "ftp://example.test/hook", "-e", "user.*"], "url"),
+    (["--name", "x", "--url", "https://example.test/hook", "-e", "user.**"], "event_types"),
+    (["--json", '{"name": "x", "url": "https://example.test/h", "event_types": ["*"], "colour": "red"}'], "colour"),
+    (["--name", "x", "--url", "https://example.test/hook"], "event_types"),
+])
+def test_an_invalid_subscription_is_refused_and_nothing_is_written(settings: Settings, arguments: list[str],
+                                                                    field: str) -> None:
+    names = TopicNames.from_settings(settings)
+    before = end_offset(settings, names.subscriptions)
+    result = CliRunner().invoke(app, ["subscriptions", "create", *arguments], env=stage_env(settings))
+    assert result.exit_code == 2
+    assert f"{field}:" in result.output
+    assert end_offset(settings, names.subscriptions) == before

@@ -1,0 +1,72 @@
+"""The compacted subscriptions topic, written by the commands and read back as a live table."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pipeline.config import Settings
+from pipeline.errors import InvalidInput
+from pipeline.kafka.admin import admin_client
+from pipeline.subscriptions.commands import SubscriptionCommands, UnknownSubscription
+from pipeline.subscriptions.snapshot import read_snapshot
+from pipeline.subscriptions.table import SubscriptionTable
+from pipeline.subscriptions.writer import SubscriptionWriter
+from pipeline.topics import TopicNames
+
+
+def commands_for(settings: Settings) -> SubscriptionCommands:
+    return SubscriptionCommands(SubscriptionWriter(settings), lambda i: read_snapshot(settings).get(i))
+
+
+@pytest.mark.integration
+async def test_the_live_table_follows_creates_updates_and_tombstones(settings: Settings) -> None:
+    commands = commands_for(settings)
+    existing = commands.create({"name": "before", "url": "https://example.test/a", "event_types": ["*"]})
+    table = SubscriptionTable(settings)
+    follower = asyncio.create_task(table.run())
+    try:
+        await table.wait_loaded(timeout_s=30)
+        assert table.get(existing.id) == existing  # loaded from the beginning of the topic
+        created = await asyncio.to_thread(
+            commands.create, {"name": "after", "url": "https://example.test/b", "event_types": ["user.*"]})
+        await _until(lambda: table.get(created.id) is not None)
+        await asyncio.to_thread(commands.update, created.id, {"active": False})
+        await _until(lambda: table.get(created.id).active is False)
+        assert table.get(created.id).secret == created.secret  # a partial update keeps the rest
+        await asyncio.to_thread(commands.delete, existing.id)
+        await _until(lambda: table.get(existing.id) is None)
+    finally:
+        follower.cancel()
+        await asyncio.gather(follower, return_exceptions=True)
+
+
+@pytest.mark.integration
+def test_creating_makes_the_endpoint_topic_with_its_partitions(settings: Settings) -> None:
+    created = commands_for(settings).create({"name": "s", "url": "https://example.test/a", "event_types": ["*"]})
+    topic = TopicNames.from_settings(settings).endpoint(created.id)
+    metadata = admin_client(settings.kafka_bootstrap_servers).list_topics(topic, timeout=10).topics[topic]
+    assert len(metadata.partitions) == settings.endpoint_partitions
+
+
+@pytest.mark.integration
+def test_refusals_name_the_problem(settings: Settings) -> None:
+    commands = commands_for(settings)
+    created = commands.create({"name": "s", "url": "https://example.test/a", "event_types": ["*"], "id": "sub_fixed"})
+    with pytest.raises(InvalidInput, match="exists already"):
+        commands.create({"name": "s", "url": "https://example.test/a", "event_types": ["*"], "id": created.id})
+    with pytest.raises(UnknownSubscription):
+        commands.update("sub_missing", {"active": False})
+    with pytest.raises(InvalidInput) as caught:
+        commands.update(created.id, {"url": "javascript:alert(1)"})
+    assert caught.value.field == "url"
+    assert read_snapshot(settings)[created.id].url == "https://example.test/a"  # nothing written
+
+
+async def _until(condition, timeout_s: float = 10.0) -> None:
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(poll(), timeout_s)
