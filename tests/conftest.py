@@ -5,6 +5,7 @@ answers; otherwise the project's local Kafka broker and embedded ClickHouse.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import socket
@@ -45,6 +46,7 @@ def kafka_bootstrap() -> Iterator[str]:
     started = broker.start()
     yield broker.bootstrap
     if started:
+        gc.collect()  # tests' leftover clients close now, not reconnecting to a stopped broker at exit
         broker.stop()
 
 

@@ -12,6 +12,7 @@ from pipeline.devstack.kafka_broker import KafkaBroker
 from pipeline.devstack.stack import run_stack
 from pipeline.kafka.admin import broker_answers, ensure_core_topics
 
+DEMO_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Standard Webhooks example secret, for the tour
 kafka = typer.Typer(help="The local Kafka broker (a real one, fetched from Maven Central once).", no_args_is_help=True)
 
 
@@ -34,11 +35,14 @@ def _print_tour(settings: Settings) -> None:
     console.print(f"admin API      http://127.0.0.1:{settings.api_port}/docs")
     console.print(f"results/stats  http://127.0.0.1:{settings.results_port}/v1/stats")
     console.print("\nTry it, in another terminal (after `. .venv/bin/activate`):")
-    console.print("  pipeline receiver --secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
-    console.print(f"  pipeline subscriptions create --name demo --url http://127.0.0.1:{settings.receiver_port}/hook "
-                  "-e 'user.*' --secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
-    console.print("  pipeline publish --type user.created --key user-1 --data '{\"name\": \"Ada\"}'")
-    console.print("  pipeline stats")
+    for command in (
+        f"pipeline receiver --secret {DEMO_SECRET}",
+        f"pipeline subscriptions create --name demo --url http://127.0.0.1:{settings.receiver_port}/hook "
+        f"-e 'user.*' --secret {DEMO_SECRET}",
+        "pipeline publish --type user.created --key user-1 --data '{\"name\": \"Ada\"}'",
+        "pipeline stats",
+    ):
+        console.print(f"  {command}", soft_wrap=True, markup=False, highlight=False)
     console.print("\nCtrl-C stops everything; the data stays for the next run.")
     console.rule()
 

@@ -11,7 +11,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.config import Settings
@@ -19,6 +21,7 @@ from pipeline.devstack.kafka_broker import KafkaBroker
 from pipeline.kafka.admin import ensure_core_topics
 
 log = logging.getLogger(__name__)
+STOP_SIGNAL_GRACE_S = 2.0
 STAGES = ("pipeline.router", "pipeline.dispatcher", "pipeline.results", "pipeline.api")
 
 
@@ -47,24 +50,30 @@ def stop_children(children: list[Child], timeout_s: float = 15.0) -> None:
             child.process.wait()
 
 
-def run_stack(settings: Settings, on_ready: callable) -> int:
+def run_stack(settings: Settings, on_ready: Callable[[], None]) -> int:
+    """Runs until Ctrl-C or SIGTERM (0), or until a stage dies on its own (1)."""
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
     broker = KafkaBroker(settings)
     started_broker = broker.start()
-    ensure_core_topics(settings)
-    children = [start_stage(module) for module in STAGES]
-    # SIGTERM is turned into the same orderly stop as Ctrl-C.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    on_ready()
+    children: list[Child] = []
     try:
-        while True:
-            for child in children:
-                if child.process.poll() is not None:
-                    log.error("%s exited with %s; stopping the stack", child.name, child.process.returncode)
-                    return 1
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        return 0
+        ensure_core_topics(settings)
+        children = [start_stage(module) for module in STAGES]
+        on_ready()
+        return _watch(children, stopping)
     finally:
         stop_children(children)
         if started_broker:
             broker.stop()
+
+
+def _watch(children: list[Child], stopping: threading.Event) -> int:
+    while not stopping.wait(0.5):
+        dead = [child for child in children if child.process.poll() is not None]
+        # Ctrl-C reaches the whole process group: a stage may stop before our own handler runs.
+        if dead and not stopping.wait(STOP_SIGNAL_GRACE_S):
+            log.error("%s exited with %s; stopping the stack", dead[0].name, dead[0].process.returncode)
+            return 1
+    return 0
