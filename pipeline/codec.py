@@ -21,7 +21,7 @@ from pipeline.errors import CodecError
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 MARKER = b"\xc3\x01"
 # Referenced schemas first: a record can only name a type parsed before it.
-SCHEMA_FILES = ("event", "subscription", "delivery_task", "delivery_attempt")
+SCHEMA_FILES = ("event", "subscription", "delivery_task", "delivery_attempt", "routing_decision")
 
 
 class Codec:

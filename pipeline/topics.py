@@ -25,6 +25,11 @@ class TopicNames:
         return f"{self.prefix}results"
 
     @property
+    def routing(self) -> str:
+        """One record per routing decision, for statistics."""
+        return f"{self.prefix}routing"
+
+    @property
     def dead_letters(self) -> str:
         return f"{self.prefix}dead-letters"
 

@@ -99,6 +99,7 @@ def core_topics(settings: Settings) -> list[TopicSpec]:
             config={"cleanup.policy": "compact", "min.compaction.lag.ms": "0"},
         ),
         TopicSpec(name=names.results, partitions=settings.results_partitions),
+        TopicSpec(name=names.routing, partitions=settings.results_partitions),
         TopicSpec(name=names.dead_letters, partitions=1),
     ]
 
