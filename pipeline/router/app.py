@@ -12,10 +12,12 @@ import logging
 
 import faust
 
+from pipeline.codec import codec
 from pipeline.config import Settings
 from pipeline.errors import InvalidEvent
 from pipeline.models import decode_event, encode_task, utcnow
-from pipeline.router.matching import matching
+from pipeline.router.decisions import invalid_decision, routing_decision
+from pipeline.router.matching import decide
 from pipeline.subscriptions.table import SubscriptionTable
 from pipeline.topics import TopicNames
 
@@ -72,6 +74,7 @@ class EventRouter:
         self.table = table
         self.names = names
         self.dead_letters = raw_topic(app, names.dead_letters)
+        self.decisions = raw_topic(app, names.routing)
         self._endpoint_topics: dict[str, faust.TopicT] = {}
 
     async def route(self, message: faust.EventT) -> None:
@@ -80,14 +83,17 @@ class EventRouter:
             event = decode_event(raw_value)
         except InvalidEvent as exc:
             await self._dead_letter(message, raw_key, raw_value, exc)
+            await self._record(invalid_decision(message, exc))
             return
-        subscriptions = matching(self.table.all(), event)
-        if not subscriptions:
-            return
+        decision = decide(self.table.all(), event)
         event_record, routed_at = event.to_record(), utcnow()
-        for subscription in subscriptions:
+        for subscription in decision.matched:
             task = encode_task(subscription.id, routed_at, event_record)
             await self._endpoint(subscription.id).send(key=event.partition_key, value=task)
+        await self._record(routing_decision(event, decision))
+
+    async def _record(self, decision: dict) -> None:
+        await self.decisions.send(key=decision["event_id"].encode(), value=codec("routing_decision").encode(decision))
 
     async def _dead_letter(self, message: faust.EventT, key: bytes | None, value: bytes | None, exc: InvalidEvent) -> None:
         log.warning("dead-lettering an invalid event at %s@%d: %s", message.message.tp, message.message.offset, exc)

@@ -1,8 +1,9 @@
-"""Which subscriptions want an event: pure functions, no I/O."""
+"""Which subscriptions want an event, and why an event went nowhere: pure functions, no I/O."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from pipeline.models import Event, Subscription
 
@@ -16,13 +17,28 @@ def type_matches(pattern: str, event_type: str) -> bool:
     return pattern == event_type
 
 
-def wants(subscription: Subscription, event: Event) -> bool:
-    if not subscription.active:
-        return False
-    if subscription.tenant and subscription.tenant != event.tenant:
-        return False
-    return any(type_matches(pattern, event.type) for pattern in subscription.event_types)
+@dataclass(frozen=True)
+class Decision:
+    matched: list[Subscription]
+    reason: str | None  # why nothing matched: paused or no_match; None when routed
+
+
+def decide(subscriptions: Iterable[Subscription], event: Event) -> Decision:
+    matched: list[Subscription] = []
+    paused = False
+    for subscription in subscriptions:
+        if subscription.tenant and subscription.tenant != event.tenant:
+            continue
+        if not any(type_matches(pattern, event.type) for pattern in subscription.event_types):
+            continue
+        if not subscription.active:
+            paused = True
+            continue
+        matched.append(subscription)
+    if matched:
+        return Decision(matched, None)
+    return Decision([], "paused" if paused else "no_match")
 
 
 def matching(subscriptions: Iterable[Subscription], event: Event) -> list[Subscription]:
-    return [subscription for subscription in subscriptions if wants(subscription, event)]
+    return decide(subscriptions, event).matched

@@ -10,6 +10,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from typer.testing import CliRunner
 
 from pipeline.cli.main import app
+from pipeline.codec import codec
 from pipeline.config import Settings
 from pipeline.kafka.offsets import watermarks
 from pipeline.topics import TopicNames
@@ -58,6 +59,7 @@ def test_invalid_events_go_to_dead_letters_with_their_reason(settings: Settings,
     with running_stages(settings, ["pipeline.router"], tmp_path / "logs"):
         try:
             dead = read_all(settings, names.dead_letters, len(bad))
+            decisions = [codec("routing_decision").decode(m.value()) for m in read_all(settings, names.routing, len(bad))]
         except AssertionError:
             print(stage_logs(tmp_path / "logs"))
             raise
@@ -68,6 +70,8 @@ def test_invalid_events_go_to_dead_letters_with_their_reason(settings: Settings,
         assert headers["error-field"].decode() == field
         assert field in headers["error"].decode()
         assert headers["source-topic"].decode() == names.events
+    assert [(d["outcome"], d["reason"]) for d in decisions] == [("dropped", "invalid")] * len(bad)
+    assert all(d["error"] for d in decisions)
 
 
 @pytest.mark.integration

@@ -1,5 +1,5 @@
 from pipeline.models import Event, Subscription
-from pipeline.router.matching import matching, type_matches
+from pipeline.router.matching import decide, matching, type_matches
 
 
 def subscription(**fields) -> Subscription:
@@ -24,3 +24,11 @@ def test_matching_honours_active_flag_types_and_tenant() -> None:
     other_tenant = subscription(event_types=["*"], tenant="globex")
     same_tenant = subscription(event_types=["*"], tenant="acme")
     assert matching([wanted, paused, other_type, other_tenant, same_tenant], event) == [wanted, same_tenant]
+
+
+def test_decisions_say_why_nothing_matched() -> None:
+    event = Event(type="user.created")
+    assert decide([subscription(event_types=["order.*"])], event).reason == "no_match"
+    assert decide([subscription(event_types=["user.*"], active=False)], event).reason == "paused"
+    routed = decide([subscription(event_types=["user.*"])], event)
+    assert routed.reason is None and len(routed.matched) == 1

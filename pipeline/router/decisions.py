@@ -1,0 +1,44 @@
+"""Routing decisions as records for the routing topic, so statistics can show drops and why."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import faust
+
+from pipeline.errors import InvalidEvent
+from pipeline.models import Event
+from pipeline.router.matching import Decision
+
+
+def routing_decision(event: Event, decision: Decision) -> dict[str, Any]:
+    return {
+        "event_id": event.id,
+        "event_type": event.type,
+        "source": event.source,
+        "tenant": event.tenant,
+        "event_time": event.time,
+        "decided_at": datetime.now(timezone.utc),
+        "matched": [subscription.id for subscription in decision.matched],
+        "outcome": "routed" if decision.matched else "dropped",
+        "reason": decision.reason,
+        "error": None,
+    }
+
+
+def invalid_decision(message: faust.EventT, exc: InvalidEvent) -> dict[str, Any]:
+    """An undecodable event has no id of its own: its position in the events topic names it."""
+    position = f"{message.message.topic}/{message.message.partition}/{message.message.offset}"
+    return {
+        "event_id": position,
+        "event_type": "",
+        "source": "",
+        "tenant": "",
+        "event_time": None,
+        "decided_at": datetime.now(timezone.utc),
+        "matched": [],
+        "outcome": "dropped",
+        "reason": "invalid",
+        "error": str(exc),
+    }
