@@ -1,11 +1,14 @@
-"""Standard Webhooks signatures: `v1,` + base64(HMAC-SHA256(key, f"{id}.{timestamp}.{body}")).
+"""Standard Webhooks signatures: `v1,` + base64(HMAC-SHA256(key, f"{id}.{timestamp}." + body)).
 
-One signature per active secret, space-separated, so a secret can rotate without a gap.
+The key is the base64 text after the `whsec_` prefix. One signature per active secret,
+space-separated, so a secret can rotate without a gap: a receiver accepts the request when
+any one of them matches its own secret.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import time
@@ -13,17 +16,23 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
 SECRET_PREFIX = "whsec_"
+SIGNATURE_VERSION = "v1"
+DEFAULT_TOLERANCE_S = 300
 
 
 @lru_cache(maxsize=4096)
-def _key(secret: str) -> bytes:
-    return base64.b64decode(secret.removeprefix(SECRET_PREFIX))
+def secret_key(secret: str) -> bytes:
+    """The HMAC key of a `whsec_...` secret; raises ValueError when it is not base64."""
+    try:
+        return base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"a webhook secret must be {SECRET_PREFIX}<base64>: {exc}") from None
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     signed = f"{msg_id}.{timestamp}.".encode() + body
-    digest = hmac.new(_key(secret), signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
+    digest = hmac.new(secret_key(secret), signed, hashlib.sha256).digest()
+    return f"{SIGNATURE_VERSION}," + base64.b64encode(digest).decode()
 
 
 def signature_header(secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> str:
@@ -38,9 +47,9 @@ def webhook_headers(secrets: Sequence[str], msg_id: str, timestamp: int, body: b
     }
 
 
-def verify(secret: str, headers: Mapping[str, str], body: bytes, tolerance_s: int = 300,
+def verify(secret: str, headers: Mapping[str, str], body: bytes, tolerance_s: float = DEFAULT_TOLERANCE_S,
            now: float | None = None) -> bool:
-    """True when one of the v1 signatures matches and the timestamp is within tolerance."""
+    """True when one offered v1 signature matches and the timestamp is within tolerance either way."""
     lowered = {name.lower(): value for name, value in headers.items()}
     try:
         msg_id = lowered["webhook-id"]
@@ -48,7 +57,8 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, tolerance_s: in
         offered = lowered["webhook-signature"].split()
     except (KeyError, ValueError):
         return False
-    if abs((now if now is not None else time.time()) - timestamp) > tolerance_s:
-        return False
-    expected = sign(secret, msg_id, timestamp, body)
-    return any(hmac.compare_digest(expected, candidate) for candidate in offered)
+    if abs((time.time() if now is None else now) - timestamp) > tolerance_s:
+        return False  # an old request replayed, or a sender whose clock is far off
+    expected = sign(secret, msg_id, timestamp, body).encode()
+    # Bytes, because compare_digest refuses str with non-ASCII characters, which a header may carry.
+    return any(hmac.compare_digest(expected, candidate.encode("utf-8", "replace")) for candidate in offered)

@@ -8,10 +8,16 @@ import time
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
+from pipeline import eventloop
 from pipeline.cli.output import console
 from pipeline.config import Settings
 from pipeline.receiver import ReceivedDelivery, Receiver
+
+BODY_PREVIEW_BYTES = 500
+SIGNATURE_MARKUP = {True: "[green]signature ✓[/green]", False: "[red]signature ✗[/red]",
+                    None: "[dim]signature not checked[/dim]"}
 
 
 def register(app: typer.Typer) -> None:
@@ -20,29 +26,49 @@ def register(app: typer.Typer) -> None:
 
 def receiver(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: Optional[int] = typer.Option(None, help="Port; PIPELINE_RECEIVER_PORT or 8700 by default."),
+    port: Optional[int] = typer.Option(None, help="Port (0 picks a free one).",
+                                       show_default="PIPELINE_RECEIVER_PORT, else 8700"),
     secret: Optional[str] = typer.Option(None, help="whsec_... secret to verify signatures with."),
     quiet: bool = typer.Option(False, "--quiet", help="Print nothing per delivery (for benchmarks)."),
 ) -> None:
-    """Receive webhooks locally and print them."""
-    server = Receiver(host=host, port=port or Settings().receiver_port, secret=secret,
-                      on_delivery=None if quiet else _print_delivery)
-    asyncio.run(_serve_forever(server))
+    """Receive webhooks on any path, answer 204, and print each one."""
+    try:
+        server = Receiver(host=host, port=Settings().receiver_port if port is None else port, secret=secret,
+                          on_delivery=None if quiet else _print_delivery)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--secret") from None
+    try:
+        eventloop.run(_serve_forever(server))
+    except KeyboardInterrupt:
+        console.print(f"stopped after {server.count} deliveries")
 
 
 async def _serve_forever(server: Receiver) -> None:
     base_url = await server.serve()
-    console.print(f"receiving webhooks at {base_url}/<any path>; Ctrl-C stops")
-    await asyncio.Event().wait()
+    console.print(f"receiving webhooks at {base_url}/<any path>; GET /_received, /_count; Ctrl-C stops")
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await server.shutdown()
+
+
+def describe(delivery: ReceivedDelivery) -> str:
+    """One line of rich markup: time, method, path, webhook-id, event type, signature check."""
+    stamp = time.strftime("%H:%M:%S", time.localtime(delivery.received_at))
+    fields = [stamp, delivery.method, delivery.path, delivery.headers.get("webhook-id", "-"),
+              _event_type(delivery.body)]
+    return " ".join(escape(field) for field in fields if field) + " " + SIGNATURE_MARKUP[delivery.signature_ok]
+
+
+def _event_type(body: bytes) -> str:
+    try:
+        event_type = json.loads(body).get("type")
+    except (ValueError, AttributeError):  # not JSON, or JSON that is not an object
+        return ""
+    return event_type if isinstance(event_type, str) else ""
 
 
 def _print_delivery(delivery: ReceivedDelivery) -> None:
-    signature = {True: "[green]signature ✓[/green]", False: "[red]signature ✗[/red]", None: "signature not checked"}
-    try:
-        event_type = json.loads(delivery.body).get("type", "")
-    except (ValueError, AttributeError):
-        event_type = ""
-    stamp = time.strftime("%H:%M:%S", time.localtime(delivery.received_at))
-    console.print(f"{stamp} {delivery.method} {delivery.path} {delivery.headers.get('webhook-id', '-')} "
-                  f"{event_type} {signature[delivery.signature_ok]}")
-    console.print(delivery.body.decode("utf-8", "replace")[:500], markup=False, highlight=False)
+    console.print(describe(delivery))
+    preview = delivery.body[:BODY_PREVIEW_BYTES].decode("utf-8", "replace")
+    console.print(preview, markup=False, highlight=False, style="dim")

@@ -1,7 +1,9 @@
 """An endpoint that accepts any webhook, records it, and checks its signature when it knows the secret.
 
-It runs in a thread of its own (for synchronous tests) or in the foreground (the CLI), and
-answers `GET /_received` and `GET /_count` so another process can see what arrived.
+It runs in a thread with its own event loop (for synchronous tests), or on the caller's loop
+(the CLI), and answers `GET /_received` and `GET /_count` so another process can see what
+arrived. It answers 204 at once: a receiver that is slow to answer would measure itself, not
+the sender.
 """
 
 from __future__ import annotations
@@ -9,97 +11,147 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from aiohttp import web
 
-from pipeline.signing import verify
+from pipeline.signing import secret_key, verify
+
+START_TIMEOUT_S = 10.0
+SHUTDOWN_GRACE_S = 2.0
+MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class ReceivedDelivery:
     path: str
     method: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # lower-case names
     body: bytes
-    received_at: float
-    signature_ok: bool | None
+    received_at: float  # time.time() on arrival
+    signature_ok: bool | None  # None: no secret known for this path
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return asdict(self) | {"body": self.body.decode("utf-8", "replace")}
 
 
 class Receiver:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, secret: str | None = None,
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, secret: str | None = None, *,
+                 secrets: Mapping[str, str] | None = None,
                  on_delivery: Callable[[ReceivedDelivery], None] | None = None, keep: bool = True):
+        """`secret` verifies every path without its own entry in `secrets` (path -> secret).
+
+        `keep=False` only counts deliveries: a long-running receiver need not hold every body.
+        """
+        for known in ([secret] if secret else []) + list((secrets or {}).values()):
+            secret_key(known)  # a malformed secret fails here, not as a 500 per request
         self.host = host
         self.port = port
         self.secret = secret
         self.on_delivery = on_delivery
-        self.keep = keep  # a long-running CLI receiver need not hold every body in memory
+        self.keep = keep
+        self._secrets = dict(secrets or {})
         self._deliveries: list[ReceivedDelivery] = []
         self._count = 0
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
     @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
     def deliveries(self) -> list[ReceivedDelivery]:
+        """A copy, safe to read from any thread while deliveries keep arriving."""
         with self._lock:
             return list(self._deliveries)
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return self._count
 
     def by_path(self, path: str) -> list[ReceivedDelivery]:
         return [delivery for delivery in self.deliveries if delivery.path == path]
 
+    def set_secret(self, path: str, secret: str) -> None:
+        """Verifies later deliveries to `path` with `secret` (e.g. one generated after start)."""
+        secret_key(secret)
+        with self._lock:
+            self._secrets[path] = secret
+
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=16 * 1024 * 1024)
-        app.router.add_get("/_received", self._received)
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app.router.add_get("/_received", self._received_view)
         app.router.add_get("/_count", self._count_view)
         app.router.add_route("*", "/{tail:.*}", self._record)
         return app
 
     async def serve(self) -> str:
         """Starts serving on the running loop; returns the base URL."""
-        self._runner = web.AppRunner(self.app(), access_log=None)
+        self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # the port chosen for port 0
-        return f"http://{self.host}:{self.port}"
+        try:
+            await web.TCPSite(self._runner, self.host, self.port).start()
+        except BaseException:
+            await self._runner.cleanup()
+            raise
+        self.port = self._runner.addresses[0][1]  # the port the system chose for port 0
+        return self.base_url
+
+    async def shutdown(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
 
     def start(self) -> str:
         """Serves from a background thread; returns the base URL once it accepts requests."""
+        if self._thread is not None:
+            raise RuntimeError("this receiver is already running")
+        ready: Future[str] = Future()
         self._loop = asyncio.new_event_loop()
-        started = threading.Event()
-        base_url: list[str] = []
-
-        def run() -> None:
-            asyncio.set_event_loop(self._loop)
-            base_url.append(self._loop.run_until_complete(self.serve()))
-            started.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="receiver", daemon=True)
+        self._thread = threading.Thread(target=self._run_thread, args=(ready,), name="receiver", daemon=True)
         self._thread.start()
-        if not started.wait(10):
-            raise RuntimeError("the receiver did not start within 10 s")
-        return base_url[0]
+        try:
+            return ready.result(timeout=START_TIMEOUT_S)
+        except BaseException:
+            self._thread.join(START_TIMEOUT_S)
+            self._thread = self._loop = None
+            raise
 
     def stop(self) -> None:
         if self._loop is None or self._thread is None:
             return
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        asyncio.run_coroutine_threadsafe(self.shutdown(), self._loop).result(START_TIMEOUT_S)
         self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        self._thread.join(START_TIMEOUT_S)
+        self._thread = self._loop = None
+
+    def _run_thread(self, ready: Future[str]) -> None:
+        loop = self._loop
+        asyncio.set_event_loop(loop)
+        try:
+            ready.set_result(loop.run_until_complete(self.serve()))
+        except BaseException as exc:  # handed to start(), which raises it in the caller's thread
+            ready.set_exception(exc)
+        else:
+            loop.run_forever()
+        finally:
+            loop.close()
 
     async def _record(self, request: web.Request) -> web.Response:
         body = await request.read()
         headers = {name.lower(): value for name, value in request.headers.items()}
+        with self._lock:
+            secret = self._secrets.get(request.path, self.secret)
         delivery = ReceivedDelivery(
             path=request.path, method=request.method, headers=headers, body=body, received_at=time.time(),
-            signature_ok=verify(self.secret, headers, body) if self.secret else None,
+            signature_ok=verify(secret, headers, body) if secret else None,
         )
         with self._lock:
             self._count += 1
@@ -109,8 +161,11 @@ class Receiver:
             self.on_delivery(delivery)
         return web.Response(status=204)
 
-    async def _received(self, _: web.Request) -> web.Response:
-        return web.json_response([delivery.as_json() for delivery in self.deliveries])
+    async def _received_view(self, request: web.Request) -> web.Response:
+        """All deliveries, or those to one path with `?path=/hooks/a`."""
+        path = request.query.get("path")
+        deliveries = self.by_path(path) if path else self.deliveries
+        return web.json_response([delivery.as_json() for delivery in deliveries])
 
     async def _count_view(self, _: web.Request) -> web.Response:
-        return web.json_response({"count": self._count})
+        return web.json_response({"count": self.count})

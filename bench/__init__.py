@@ -1,0 +1,1 @@
+"""Benchmarks: the raw HTTP client baseline and the end-to-end pipeline."""
