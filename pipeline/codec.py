@@ -19,6 +19,9 @@ from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 from pipeline.errors import CodecError
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+# Earlier versions of a schema, kept so records written by them stay readable:
+# <name>.v<N>.avsc, resolved to the current schema on read.
+HISTORY_DIR = SCHEMA_DIR / "history"
 MARKER = b"\xc3\x01"
 # Referenced schemas first: a record can only name a type parsed before it.
 SCHEMA_FILES = ("event", "subscription", "delivery_task", "delivery_attempt", "routing_decision")
@@ -72,7 +75,12 @@ def _parsed_schemas() -> dict[str, dict[str, Any]]:
 
 @lru_cache(maxsize=1)
 def _schemas_by_fingerprint() -> dict[bytes, dict[str, Any]]:
-    return {_fingerprint(schema): schema for schema in _parsed_schemas().values()}
+    writers = {_fingerprint(schema): schema for schema in _parsed_schemas().values()}
+    for path in sorted(HISTORY_DIR.glob("*.avsc")):
+        # An old version is a self-contained record, parsed on its own.
+        schema = parse_schema(json.loads(path.read_text()))
+        writers.setdefault(_fingerprint(schema), schema)
+    return writers
 
 
 @lru_cache(maxsize=None)

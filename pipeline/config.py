@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +38,10 @@ class Settings(BaseSettings):
         description="chdb:///<dir> for embedded ClickHouse, http(s)://... for a server; empty means embedded under data_dir.",
     )
     clickhouse_database: str = "webhooks"
+
+    secrets_key: SecretStr | None = Field(
+        None, description="Fernet key sealing subscription secrets at rest; a local key file when unset.")
+    secret_rotation_overlap_s: float = Field(86_400, description="How long a rotated-out secret keeps signing.")
 
     http_client: str = Field("aiohttp", pattern="^(aiohttp|httpx)$")
     delivery_timeout_s: float = 15.0

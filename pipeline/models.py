@@ -12,14 +12,12 @@ import uuid
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.codec import codec, is_single_object
 from pipeline.errors import CodecError, InvalidEvent, InvalidInput
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,254}$"
-TYPE_FILTER_PATTERN = r"^(\*|[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*(\.\*)?)$"
-SUBSCRIPTION_ID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 
 
 def utcnow() -> datetime:
@@ -88,7 +86,7 @@ def decode_event(payload: bytes | None) -> Event:
             return event
         envelope = json.loads(payload)
     except ValidationError as exc:
-        raise _invalid(exc, InvalidEvent) from exc
+        raise invalid_input(exc, InvalidEvent) from exc
     except (CodecError, ValueError) as exc:
         raise InvalidEvent("value", f"neither a valid Avro single-object event nor a JSON envelope: {exc}") from exc
     if not isinstance(envelope, dict):
@@ -100,10 +98,10 @@ def event_from_envelope(envelope: dict[str, Any], kind: type[InvalidInput] = Inv
     try:
         return Event.from_json_envelope(envelope)
     except ValidationError as exc:
-        raise _invalid(exc, kind) from exc
+        raise invalid_input(exc, kind) from exc
 
 
-def _invalid(exc: ValidationError, kind: type[InvalidInput] = InvalidInput) -> InvalidInput:
+def invalid_input(exc: ValidationError, kind: type[InvalidInput] = InvalidInput) -> InvalidInput:
     first = exc.errors()[0]
     field = ".".join(str(part) for part in first["loc"]) or "value"
     return kind(field, first["msg"])
@@ -114,91 +112,7 @@ def validated(model: type[BaseModel], **fields: Any) -> Any:
     try:
         return model(**fields)
     except ValidationError as exc:
-        raise _invalid(exc) from exc
-
-
-class SubscriptionFields(BaseModel):
-    """What a user may set on a subscription; unknown fields are refused."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=255)
-    url: str = Field(max_length=2048)
-    event_types: list[str] = Field(min_length=1)
-    active: bool = True
-    tenant: str = Field("", max_length=255)
-    secret: str | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an absolute http:// or https:// URL with a host")
-        if any(ch in value for ch in "\r\n\t "):
-            raise ValueError("must not contain whitespace")
-        return value
-
-    @field_validator("event_types")
-    @classmethod
-    def _event_types(cls, value: list[str]) -> list[str]:
-        import re
-
-        for item in value:
-            if not re.fullmatch(TYPE_FILTER_PATTERN, item):
-                raise ValueError(f"{item!r} is not an event type or a wildcard like user.* or *")
-        return value
-
-    @field_validator("secret")
-    @classmethod
-    def _secret(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            key = base64.b64decode(value.removeprefix("whsec_"), validate=True)
-        except ValueError as exc:
-            raise ValueError("must be whsec_ followed by base64") from exc
-        if not 24 <= len(key) <= 64:
-            raise ValueError("must hold 24 to 64 bytes of key")
-        return value
-
-
-class SubscriptionPatch(BaseModel):
-    """A partial update: only the fields given change."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str | None = None
-    url: str | None = None
-    event_types: list[str] | None = None
-    active: bool | None = None
-    tenant: str | None = None
-    secret: str | None = None
-
-
-class Subscription(SubscriptionFields):
-    id: str = Field(default_factory=lambda: new_id("sub"), pattern=SUBSCRIPTION_ID_PATTERN)
-    secret: str = Field(default_factory=new_secret)
-    created_at: Millis = Field(default_factory=utcnow)
-    updated_at: Millis = Field(default_factory=utcnow)
-
-    def patched(self, patch: SubscriptionPatch) -> Subscription:
-        changes = patch.model_dump(exclude_unset=True)
-        merged = self.model_dump() | changes | {"updated_at": utcnow()}
-        return validated(Subscription, **merged)
-
-    def to_avro(self) -> bytes:
-        return codec("subscription").encode(self.model_dump())
-
-    @classmethod
-    def from_avro(cls, payload: bytes) -> Subscription:
-        return cls(**codec("subscription").decode(payload))
-
-    def public_view(self) -> dict[str, Any]:
-        """What lists and logs may show: never the secret."""
-        return self.model_dump(mode="json", exclude={"secret"})
+        raise invalid_input(exc) from exc
 
 
 def encode_task(subscription_id: str, routed_at: datetime, event_record: dict[str, Any]) -> bytes:

@@ -1,14 +1,19 @@
 import pytest
+from cryptography.fernet import Fernet
 
 from pipeline.errors import InvalidEvent, InvalidInput
-from pipeline.models import DeliveryTask, Event, Subscription, decode_event, utcnow, validated
+from pipeline.models import DeliveryTask, Event, decode_event, utcnow, validated
+from pipeline.subscriptions.avro import from_avro, to_avro
+from pipeline.subscriptions.model import Subscription
+from pipeline.subscriptions.secretbox import SecretBox
 
 
 def test_avro_round_trips() -> None:
     event = Event(type="user.created", ordering_key="k", data=b'{"a":1}')
     assert decode_event(event.to_avro()) == event
     subscription = Subscription(name="s", url="https://example.test/h", event_types=["user.*"])
-    assert Subscription.from_avro(subscription.to_avro()) == subscription
+    box = SecretBox(Fernet.generate_key())
+    assert from_avro(to_avro(subscription, box), box) == subscription
     task = DeliveryTask(subscription_id=subscription.id, routed_at=utcnow(), event=event)
     assert DeliveryTask.from_avro(task.to_avro()) == task
 

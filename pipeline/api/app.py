@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from pipeline.config import Settings
 from pipeline.errors import InvalidInput
-from pipeline.models import Subscription
+from pipeline.subscriptions.model import Subscription
 from pipeline.subscriptions.commands import SubscriptionCommands, UnknownSubscription
 from pipeline.subscriptions.table import SubscriptionTable
 from pipeline.subscriptions.writer import SubscriptionWriter

@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 
 from pipeline.dispatcher.http import DeliveryConnectionError, DeliveryTimeout, HttpResponse, HttpTransport
 from pipeline.dispatcher.request import envelope_body, request_headers
-from pipeline.models import DeliveryTask, Subscription
+from pipeline.models import DeliveryTask
+from pipeline.subscriptions.model import Subscription
 
 RESPONSE_BODY_KEPT = 1024
 

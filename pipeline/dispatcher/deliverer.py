@@ -15,7 +15,8 @@ from pipeline.dispatcher.http import HttpTransport
 from pipeline.dispatcher.outbox import Outbox
 from pipeline.dispatcher.retry import RetrySchedule
 from pipeline.errors import CodecError
-from pipeline.models import DeliveryTask, Subscription
+from pipeline.models import DeliveryTask
+from pipeline.subscriptions.model import Subscription
 from pipeline.subscriptions.table import SubscriptionTable
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,8 @@ import base64
 import json
 
 from pipeline import __version__
-from pipeline.models import Event, Subscription
+from pipeline.models import Event
+from pipeline.subscriptions.model import Subscription
 from pipeline.signing import webhook_headers
 
 USER_AGENT = f"webhook-pipeline/{__version__}"
@@ -33,5 +34,5 @@ def envelope_body(event: Event) -> bytes:
 def request_headers(subscription: Subscription, event: Event, body: bytes, timestamp: int) -> dict[str, str]:
     """webhook-id is the event id, so it stays the same on every retry and receivers can dedupe."""
     headers = {"content-type": "application/json", "user-agent": USER_AGENT}
-    headers.update(webhook_headers([subscription.secret], event.id, timestamp, body))
+    headers.update(webhook_headers(subscription.signing_secrets(), event.id, timestamp, body))
     return headers

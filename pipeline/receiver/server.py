@@ -41,7 +41,8 @@ class ReceivedDelivery:
 class Receiver:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, secret: str | None = None, *,
                  secrets: Mapping[str, str] | None = None,
-                 on_delivery: Callable[[ReceivedDelivery], None] | None = None, keep: bool = True):
+                 on_delivery: Callable[[ReceivedDelivery], None] | None = None, keep: bool = True,
+                 respond: Callable[[ReceivedDelivery], int] | None = None):
         """`secret` verifies every path without its own entry in `secrets` (path -> secret).
 
         `keep=False` only counts deliveries: a long-running receiver need not hold every body.
@@ -52,6 +53,7 @@ class Receiver:
         self.port = port
         self.secret = secret
         self.on_delivery = on_delivery
+        self.respond = respond  # the status to answer with; tests use it to play a failing endpoint
         self.keep = keep
         self._secrets = dict(secrets or {})
         self._deliveries: list[ReceivedDelivery] = []
@@ -159,7 +161,7 @@ class Receiver:
                 self._deliveries.append(delivery)
         if self.on_delivery is not None:
             self.on_delivery(delivery)
-        return web.Response(status=204)
+        return web.Response(status=self.respond(delivery) if self.respond else 204)
 
     async def _received_view(self, request: web.Request) -> web.Response:
         """All deliveries, or those to one path with `?path=/hooks/a`."""

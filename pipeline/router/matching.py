@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pipeline.models import Event, Subscription
+from pipeline.models import Event
+from pipeline.subscriptions.model import Subscription
 
 
 def type_matches(pattern: str, event_type: str) -> bool:

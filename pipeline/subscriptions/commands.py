@@ -6,7 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from pipeline.errors import InvalidInput
-from pipeline.models import Subscription, SubscriptionFields, SubscriptionPatch, validated
+from pipeline.models import validated
+from pipeline.subscriptions.model import Subscription, SubscriptionFields
 from pipeline.subscriptions.writer import SubscriptionWriter
 
 
@@ -34,9 +35,7 @@ class SubscriptionCommands:
         return subscription
 
     def update(self, subscription_id: str, changes: dict[str, Any]) -> Subscription:
-        current = self.require(subscription_id)
-        patch = validated(SubscriptionPatch, **changes)
-        updated = current.patched(patch)
+        updated = self.require(subscription_id).patched(changes)
         self.writer.put(updated)
         return updated
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 
-from pipeline.errors import CodecError
-from pipeline.models import Subscription
+from pipeline.errors import CodecError, ServiceError
+from pipeline.subscriptions.avro import from_avro
+from pipeline.subscriptions.model import Subscription
+from pipeline.subscriptions.secretbox import SecretBox
 
 log = logging.getLogger(__name__)
 
 
-def apply_record(table: dict[str, Subscription], key: bytes | None, value: bytes | None) -> None:
+def apply_record(table: dict[str, Subscription], key: bytes | None, value: bytes | None, box: SecretBox) -> None:
     """An Avro value puts the subscription; a tombstone (no value) deletes it."""
     if key is None:
         log.warning("skipping a subscriptions record without a key")
@@ -20,6 +22,6 @@ def apply_record(table: dict[str, Subscription], key: bytes | None, value: bytes
         table.pop(subscription_id, None)
         return
     try:
-        table[subscription_id] = Subscription.from_avro(value)
-    except (CodecError, ValueError) as exc:
+        table[subscription_id] = from_avro(value, box)
+    except (CodecError, ServiceError, ValueError) as exc:
         log.error("skipping an unreadable subscription %s: %s", subscription_id, exc)

@@ -9,7 +9,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from pipeline.config import Settings
 from pipeline.errors import ServiceError
 from pipeline.kafka.offsets import watermarks
-from pipeline.models import Subscription
+from pipeline.subscriptions.model import Subscription
+from pipeline.subscriptions.secretbox import SecretBox, load_box
 from pipeline.subscriptions.records import apply_record
 from pipeline.topics import TopicNames
 
@@ -22,12 +23,12 @@ def read_snapshot(settings: Settings, timeout_s: float = 15.0) -> dict[str, Subs
         "enable.auto.commit": False,
     })
     try:
-        return _read_to_end(consumer, topic, timeout_s)
+        return _read_to_end(consumer, topic, load_box(settings), timeout_s)
     finally:
         consumer.close()
 
 
-def _read_to_end(consumer: Consumer, topic: str, timeout_s: float) -> dict[str, Subscription]:
+def _read_to_end(consumer: Consumer, topic: str, box: SecretBox, timeout_s: float) -> dict[str, Subscription]:
     metadata = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
     if metadata.error is not None:
         raise ServiceError(f"cannot read {topic}: {metadata.error}")
@@ -45,7 +46,7 @@ def _read_to_end(consumer: Consumer, topic: str, timeout_s: float) -> dict[str, 
         message = consumer.poll(0.5)
         if message is None or message.error() is not None:
             continue
-        apply_record(table, message.key(), message.value())
+        apply_record(table, message.key(), message.value(), box)
         if message.offset() + 1 >= ends[message.partition()]:
             remaining.discard(message.partition())
     return table

@@ -13,7 +13,8 @@ import logging
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.config import Settings
-from pipeline.models import Subscription
+from pipeline.subscriptions.model import Subscription
+from pipeline.subscriptions.secretbox import load_box
 from pipeline.subscriptions.records import apply_record
 from pipeline.topics import TopicNames
 
@@ -26,6 +27,7 @@ class SubscriptionTable:
         self.topic = TopicNames.from_settings(settings).subscriptions
         self.fetch_wait_ms = fetch_wait_ms
         self.rows: dict[str, Subscription] = {}
+        self._box = load_box(settings)
         self.loaded = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -71,7 +73,7 @@ class SubscriptionTable:
             batches = await consumer.getmany(timeout_ms=self.fetch_wait_ms)
             for records in batches.values():
                 for record in records:
-                    apply_record(self.rows, record.key, record.value)
+                    apply_record(self.rows, record.key, record.value, self._box)
             if not self.loaded.is_set():
                 await self._mark_loaded_if_caught_up(consumer, end_offsets)
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 from pipeline.config import Settings
 from pipeline.kafka.admin import admin_client, endpoint_topic, ensure_topics
 from pipeline.kafka.clients import flush_or_raise, reliable_producer
-from pipeline.models import Subscription
+from pipeline.subscriptions.avro import to_avro
+from pipeline.subscriptions.model import Subscription
+from pipeline.subscriptions.secretbox import load_box
 from pipeline.topics import TopicNames
 
 
@@ -19,10 +21,11 @@ class SubscriptionWriter:
         self.topic = TopicNames.from_settings(settings).subscriptions
         self._producer = reliable_producer(settings, **{"linger.ms": 0})
         self._admin = admin_client(settings.kafka_bootstrap_servers)
+        self._box = load_box(settings)
 
     def put(self, subscription: Subscription) -> None:
         ensure_topics(self._admin, [endpoint_topic(self.settings, subscription.id)])
-        self._producer.produce(self.topic, key=subscription.id.encode(), value=subscription.to_avro())
+        self._producer.produce(self.topic, key=subscription.id.encode(), value=to_avro(subscription, self._box))
         flush_or_raise(self._producer)
 
     def delete(self, subscription_id: str) -> None:

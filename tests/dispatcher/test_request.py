@@ -2,7 +2,8 @@ import json
 from datetime import datetime, timezone
 
 from pipeline.dispatcher.request import envelope_body, request_headers
-from pipeline.models import Event, Subscription
+from pipeline.models import Event
+from pipeline.subscriptions.model import Subscription
 
 
 def test_json_data_is_sent_inside_the_envelope_unchanged() -> None:

@@ -1,4 +1,5 @@
-from pipeline.models import Event, Subscription
+from pipeline.models import Event
+from pipeline.subscriptions.model import Subscription
 from pipeline.router.matching import decide, matching, type_matches
 
 
