@@ -29,11 +29,11 @@ class WriteThroughWriter(SubscriptionWriter):
 
     def put(self, subscription: Subscription) -> None:
         super().put(subscription)
-        self.table.rows[subscription.id] = subscription
+        self.table.put_local(subscription)
 
     def delete(self, subscription_id: str) -> None:
         super().delete(subscription_id)
-        self.table.rows.pop(subscription_id, None)
+        self.table.remove_local(subscription_id)
 
 
 def create_app(settings: Settings) -> FastAPI:

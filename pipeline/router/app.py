@@ -17,7 +17,7 @@ from pipeline.config import Settings
 from pipeline.errors import InvalidEvent
 from pipeline.models import decode_event, encode_task, utcnow
 from pipeline.router.decisions import invalid_decision, routing_decision
-from pipeline.router.matching import decide
+from pipeline.router.matching import Matcher
 from pipeline.subscriptions.table import SubscriptionTable
 from pipeline.topics import TopicNames
 
@@ -76,6 +76,8 @@ class EventRouter:
         self.dead_letters = raw_topic(app, names.dead_letters)
         self.decisions = raw_topic(app, names.routing)
         self._endpoint_topics: dict[str, faust.TopicT] = {}
+        self._matcher_cache = Matcher([])
+        self._matcher_version = -1
 
     async def route(self, message: faust.EventT) -> None:
         raw_key, raw_value = message.message.key, message.message.value
@@ -85,7 +87,7 @@ class EventRouter:
             await self._dead_letter(message, raw_key, raw_value, exc)
             await self._record(invalid_decision(message, exc))
             return
-        decision = decide(self.table.all(), event)
+        decision = self._matcher().decide(event)
         event_record, routed_at = event.to_record(), utcnow()
         for subscription in decision.matched:
             task = encode_task(subscription.id, routed_at, event_record)
@@ -105,6 +107,12 @@ class EventRouter:
             "source-offset": str(message.message.offset).encode(),
         }
         await self.dead_letters.send(key=key, value=value or b"", headers=headers)
+
+    def _matcher(self) -> Matcher:
+        if self._matcher_version != self.table.version:
+            self._matcher_cache = Matcher(self.table.all())
+            self._matcher_version = self.table.version
+        return self._matcher_cache
 
     def _endpoint(self, subscription_id: str) -> faust.TopicT:
         topic = self._endpoint_topics.get(subscription_id)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from pipeline.models import Event
+from pipeline.router.index import TypeIndex
 from pipeline.subscriptions.model import Subscription
 
 
@@ -21,24 +23,56 @@ def type_matches(pattern: str, event_type: str) -> bool:
 @dataclass(frozen=True)
 class Decision:
     matched: list[Subscription]
-    reason: str | None  # why nothing matched: paused or no_match; None when routed
+    reason: str | None  # why nothing matched: paused, filtered or no_match; None when routed
+
+
+class Matcher:
+    """Decides for events against one version of the subscriptions: indexed by type, filters compiled once."""
+
+    def __init__(self, subscriptions: Iterable[Subscription]):
+        subscriptions = list(subscriptions)
+        self.index = TypeIndex(subscriptions)
+        self._filters = {s.id: _compile(s.filter) for s in subscriptions if s.filter is not None}
+
+    def decide(self, event: Event) -> Decision:
+        matched: list[Subscription] = []
+        paused = filtered = False
+        document: dict[str, Any] | None = None
+        for subscription in self.index.candidates(event.type):
+            if subscription.tenant and subscription.tenant != event.tenant:
+                continue
+            if not subscription.active:
+                paused = True
+                continue
+            if subscription.sources and event.source not in subscription.sources:
+                filtered = True
+                continue
+            content_filter = self._filters.get(subscription.id)
+            if content_filter is not None:
+                document = document if document is not None else _document(event)
+                if not content_filter.matches(document):
+                    filtered = True
+                    continue
+            matched.append(subscription)
+        if matched:
+            return Decision(matched, None)
+        return Decision([], "paused" if paused else "filtered" if filtered else "no_match")
+
+
+def _compile(rule: dict[str, Any]) -> Any:
+    from pipeline.router.content_filter import compile_filter
+
+    return compile_filter(rule)
+
+
+def _document(event: Event) -> dict[str, Any]:
+    from pipeline.router.content_filter import event_document
+
+    return event_document(event)
 
 
 def decide(subscriptions: Iterable[Subscription], event: Event) -> Decision:
-    matched: list[Subscription] = []
-    paused = False
-    for subscription in subscriptions:
-        if subscription.tenant and subscription.tenant != event.tenant:
-            continue
-        if not any(type_matches(pattern, event.type) for pattern in subscription.event_types):
-            continue
-        if not subscription.active:
-            paused = True
-            continue
-        matched.append(subscription)
-    if matched:
-        return Decision(matched, None)
-    return Decision([], "paused" if paused else "no_match")
+    return Matcher(subscriptions).decide(event)
 
 
 def matching(subscriptions: Iterable[Subscription], event: Event) -> list[Subscription]:

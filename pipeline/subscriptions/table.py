@@ -27,6 +27,7 @@ class SubscriptionTable:
         self.topic = TopicNames.from_settings(settings).subscriptions
         self.fetch_wait_ms = fetch_wait_ms
         self.rows: dict[str, Subscription] = {}
+        self.version = 0  # bumped on every change, so readers can rebuild what they derive from rows
         self._box = load_box(settings)
         self.loaded = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
@@ -36,6 +37,15 @@ class SubscriptionTable:
 
     def all(self) -> list[Subscription]:
         return list(self.rows.values())
+
+    def put_local(self, subscription: Subscription) -> None:
+        """This process's own write, seen at once rather than when it comes back from Kafka."""
+        self.rows[subscription.id] = subscription
+        self.version += 1
+
+    def remove_local(self, subscription_id: str) -> None:
+        self.rows.pop(subscription_id, None)
+        self.version += 1
 
     async def run(self) -> None:
         """Loads the whole topic, sets `loaded`, then follows it until cancelled."""
@@ -74,6 +84,8 @@ class SubscriptionTable:
             for records in batches.values():
                 for record in records:
                     apply_record(self.rows, record.key, record.value, self._box)
+            if batches:
+                self.version += 1
             if not self.loaded.is_set():
                 await self._mark_loaded_if_caught_up(consumer, end_offsets)
 

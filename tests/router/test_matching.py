@@ -24,7 +24,8 @@ def test_matching_honours_active_flag_types_and_tenant() -> None:
     other_type = subscription(event_types=["order.*"])
     other_tenant = subscription(event_types=["*"], tenant="globex")
     same_tenant = subscription(event_types=["*"], tenant="acme")
-    assert matching([wanted, paused, other_type, other_tenant, same_tenant], event) == [wanted, same_tenant]
+    found = matching([wanted, paused, other_type, other_tenant, same_tenant], event)
+    assert {s.id for s in found} == {wanted.id, same_tenant.id}
 
 
 def test_decisions_say_why_nothing_matched() -> None:
@@ -33,3 +34,25 @@ def test_decisions_say_why_nothing_matched() -> None:
     assert decide([subscription(event_types=["user.*"], active=False)], event).reason == "paused"
     routed = decide([subscription(event_types=["user.*"])], event)
     assert routed.reason is None and len(routed.matched) == 1
+
+
+def test_the_type_index_finds_exactly_the_matching_patterns() -> None:
+    from pipeline.router.index import TypeIndex
+
+    subs = {name: subscription(event_types=patterns) for name, patterns in {
+        "all": ["*"], "users": ["user.*"], "profiles": ["user.profile.*"], "created": ["user.created"],
+        "orders": ["order.*"], "twice": ["user.*", "user.created"]}.items()}
+    index = TypeIndex(subs.values())
+    names = {id(s): n for n, s in subs.items()}
+    found = lambda t: sorted(names[id(s)] for s in index.candidates(t))  # noqa: E731
+    assert found("user.created") == ["all", "created", "twice", "users"]
+    assert found("user.profile.changed") == ["all", "profiles", "twice", "users"]
+    assert found("userx.created") == ["all"]
+    assert found("order") == ["all"]
+
+
+def test_sources_filter_and_a_filtered_reason() -> None:
+    devices = subscription(event_types=["*"], sources=["device-1", "device-2"])
+    assert decide([devices], Event(type="t", source="device-2")).matched == [devices]
+    dropped = decide([devices], Event(type="t", source="device-9"))
+    assert (dropped.matched, dropped.reason) == ([], "filtered")
