@@ -44,7 +44,6 @@ class Settings(BaseSettings):
     secret_rotation_overlap_s: float = Field(86_400, description="How long a rotated-out secret keeps signing.")
 
     http_client: str = Field("aiohttp", pattern="^(aiohttp|httpx)$")
-    delivery_timeout_s: float = 15.0
     retry_schedule_s: tuple[float, ...] = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0)
     max_in_flight_per_partition: int = 64
     max_connections: int = 200

@@ -72,7 +72,6 @@ def settings(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Settings]:
         endpoint_partitions=4,
         events_partitions=4,
         retry_schedule_s=(0.0, 0.2, 0.5, 1.0),
-        delivery_timeout_s=5.0,
     )
     ensure_core_topics(test_settings)
     yield test_settings
@@ -103,6 +102,5 @@ def stage_env(settings: Settings) -> dict[str, str]:
         "PIPELINE_API_PORT": str(settings.api_port),
         "PIPELINE_ENDPOINT_PARTITIONS": str(settings.endpoint_partitions),
         "PIPELINE_RETRY_SCHEDULE_S": "[" + ",".join(str(d) for d in settings.retry_schedule_s) + "]",
-        "PIPELINE_DELIVERY_TIMEOUT_S": str(settings.delivery_timeout_s),
     })
     return env

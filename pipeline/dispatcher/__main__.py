@@ -26,8 +26,7 @@ async def run(settings: Settings) -> None:
     transport = make_transport(settings.http_client, max_connections=settings.max_connections)
     outbox = Outbox(settings)
     deliverer = Deliverer(table=table, transport=transport, outbox=outbox,
-                          schedule=RetrySchedule(delays_s=settings.retry_schedule_s),
-                          timeout_s=settings.delivery_timeout_s)
+                          default_schedule=RetrySchedule(delays_s=settings.retry_schedule_s))
     try:
         await table.wait_loaded(timeout_s=120)
         await EndpointConsumer(settings, deliverer, outbox).run(stopping)

@@ -1,16 +1,18 @@
-"""One HTTP attempt of one delivery task, classified and turned into a results record."""
+"""One HTTP attempt of one delivery (an event, or a batch of events), classified, and turned
+into results records: one per event, so counts stay per event whether batched or not."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
 from pipeline.dispatcher.http import DeliveryConnectionError, DeliveryTimeout, HttpResponse, HttpTransport
-from pipeline.dispatcher.request import envelope_body, request_headers
+from pipeline.dispatcher.request import build_request
 from pipeline.models import DeliveryTask
 from pipeline.subscriptions.model import Subscription
 
@@ -19,44 +21,50 @@ RESPONSE_BODY_KEPT = 1024
 
 @dataclass(frozen=True, kw_only=True)
 class AttemptOutcome:
-    record: dict[str, Any]
+    records: list[dict[str, Any]]
+    response: HttpResponse | None
 
     @property
     def succeeded(self) -> bool:
-        return self.record["outcome"] == "success"
+        return self.records[0]["outcome"] == "success"
+
+    @property
+    def error(self) -> str | None:
+        return self.records[0]["error"]
 
 
-async def attempt_delivery(
-    transport: HttpTransport, subscription: Subscription, task: DeliveryTask, attempt: int, timeout_s: float
-) -> AttemptOutcome:
-    body = envelope_body(task.event)
+def message_id(tasks: Sequence[DeliveryTask]) -> str:
+    """The webhook-id: the event's id, or for a batch one derived from its events, so it is the
+    same on every retry of the same delivery."""
+    if len(tasks) == 1:
+        return tasks[0].event.id
+    return f"batch_{tasks[0].event.id}_{len(tasks)}"
+
+
+async def attempt_delivery(transport: HttpTransport, subscription: Subscription, tasks: Sequence[DeliveryTask],
+                           attempt: int) -> AttemptOutcome:
     started = datetime.now(timezone.utc)
-    headers = request_headers(subscription, task.event, body, int(started.timestamp()))
+    request = build_request(subscription, [task.event for task in tasks], message_id(tasks), int(started.timestamp()))
     clock = time.perf_counter()
     response: HttpResponse | None = None
     error: str | None = None
     try:
-        response = await transport.send("POST", subscription.url, headers, body, timeout_s)
+        response = await transport.send(request.method, request.url, request.headers, request.body,
+                                        subscription.timeout_ms / 1000)
         outcome = "success" if 200 <= response.status < 300 else "http_error"
+        error = None if outcome == "success" else f"HTTP {response.status}"
     except DeliveryTimeout as exc:
         outcome, error = "timeout", str(exc) or "timed out"
     except DeliveryConnectionError as exc:
         outcome, error = "connection_error", str(exc) or "connection failed"
     latency_ms = (time.perf_counter() - clock) * 1000
-    return AttemptOutcome(record=_record(subscription, task, attempt, started, latency_ms, outcome,
-                                         error, len(body), response))
+    common = _common(subscription, attempt, started, latency_ms, outcome, error, len(request.body), response)
+    return AttemptOutcome(records=[_record(task, common) for task in tasks], response=response)
 
 
-def _record(
-    subscription: Subscription, task: DeliveryTask, attempt: int, started: datetime, latency_ms: float,
-    outcome: str, error: str | None, request_bytes: int, response: HttpResponse | None,
-) -> dict[str, Any]:
-    event = task.event
+def _common(subscription: Subscription, attempt: int, started: datetime, latency_ms: float, outcome: str,
+            error: str | None, request_bytes: int, response: HttpResponse | None) -> dict[str, Any]:
     return {
-        "attempt_id": uuid.uuid4().hex,
-        "event_id": event.id,
-        "event_type": event.type,
-        "event_time": event.time,
         "subscription_id": subscription.id,
         "tenant": subscription.tenant,
         "attempt": attempt,
@@ -65,8 +73,14 @@ def _record(
         "latency_ms": latency_ms,
         "status_code": response.status if response else None,
         "outcome": outcome,
-        "error": error if response is None else (None if outcome == "success" else f"HTTP {response.status}"),
+        "error": error,
         "request_bytes": request_bytes,
         "response_bytes": len(response.body) if response else 0,
         "response_body": response.body[:RESPONSE_BODY_KEPT].decode("utf-8", "replace") if response else "",
     }
+
+
+def _record(task: DeliveryTask, common: dict[str, Any]) -> dict[str, Any]:
+    event = task.event
+    return common | {"attempt_id": uuid.uuid4().hex, "event_id": event.id, "event_type": event.type,
+                     "event_time": event.time}

@@ -30,6 +30,7 @@ class EndpointConsumer:
         self.deliverer = deliverer
         self.outbox = outbox
         self.max_in_flight = settings.max_in_flight_per_partition
+        self.names = TopicNames.from_settings(settings)
         self._work: dict[TopicPartition, PartitionWork] = {}
         self._committed: dict[TopicPartition, int] = {}
         self._paused: set[TopicPartition] = set()
@@ -45,7 +46,7 @@ class EndpointConsumer:
         )
 
     async def run(self, stopping: asyncio.Event) -> None:
-        pattern = TopicNames.from_settings(self.settings).endpoint_pattern
+        pattern = self.names.endpoint_pattern
         self._consumer.subscribe(pattern=pattern, listener=_Rebalance(self))
         await self._consumer.start()
         try:
@@ -60,13 +61,19 @@ class EndpointConsumer:
         while not stopping.is_set():
             batches = await self._consumer.getmany(timeout_ms=100, max_records=2000)
             for partition, records in batches.items():
-                work = self._work.setdefault(partition, PartitionWork(self.deliverer.deliver))
+                work = self._work.get(partition) or self._start_work(partition)
                 for record in records:
                     work.submit(record)
             self._apply_backpressure()
             if loop.time() >= next_commit:
                 await self._commit(list(self._work))
                 next_commit = loop.time() + COMMIT_INTERVAL_S
+
+    def _start_work(self, partition: TopicPartition) -> PartitionWork:
+        subscription_id = self.names.subscription_of(partition.topic)
+        work = PartitionWork(self.deliverer.deliver, policy=lambda: self.deliverer.lane_policy(subscription_id))
+        self._work[partition] = work
+        return work
 
     def _apply_backpressure(self) -> None:
         for partition, work in self._work.items():

@@ -1,7 +1,8 @@
-"""Delivers one task until it succeeds, its retry schedule is spent, or its subscription is gone.
+"""Delivers one batch of tasks (usually one) until it succeeds, its retry schedule is spent,
+or its subscription is gone.
 
-Retries wait in place, inside the task's lane, so later messages of the same key never
-overtake it; other keys and other endpoints keep flowing.
+Retries wait in place, inside the lane, so later messages of the lane never overtake it;
+other lanes and other endpoints keep flowing.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from pipeline.dispatcher.attempt import attempt_delivery
 from pipeline.dispatcher.http import HttpTransport
 from pipeline.dispatcher.outbox import Outbox
+from pipeline.dispatcher.partition import LanePolicy
 from pipeline.dispatcher.retry import RetrySchedule
 from pipeline.errors import CodecError
 from pipeline.models import DeliveryTask
@@ -26,36 +28,55 @@ UNKNOWN_SUBSCRIPTION_GRACE_S = 10.0
 
 class Deliverer:
     def __init__(self, *, table: SubscriptionTable, transport: HttpTransport, outbox: Outbox,
-                 schedule: RetrySchedule, timeout_s: float):
+                 default_schedule: RetrySchedule):
         self.table = table
         self.transport = transport
         self.outbox = outbox
-        self.schedule = schedule
-        self.timeout_s = timeout_s
+        self.default_schedule = default_schedule
 
-    async def deliver(self, record: Any) -> None:
-        try:
-            task = DeliveryTask.from_avro(record.value)
-        except (CodecError, ValueError) as exc:
-            self.outbox.dead_letter(record.key, record.value or b"", f"undecodable task: {exc}", record.topic)
+    def lane_policy(self, subscription_id: str) -> LanePolicy:
+        subscription = self.table.get(subscription_id)
+        if subscription is None:
+            return LanePolicy()
+        return LanePolicy(subscription.ordering, subscription.batch_max_events, subscription.batch_max_wait_ms / 1000)
+
+    async def deliver(self, records: list[Any]) -> None:
+        tasks = self._decode(records)
+        if not tasks:
             return
         attempt = 1
         while True:
-            subscription = await self._deliverable_subscription(task.subscription_id)
+            subscription = await self._deliverable_subscription(tasks[0].subscription_id)
             if subscription is None:
-                log.info("dropping %s: subscription %s was deleted", task.event.id, task.subscription_id)
+                log.info("dropping %d tasks: subscription %s was deleted", len(tasks), tasks[0].subscription_id)
                 return
-            outcome = await attempt_delivery(self.transport, subscription, task, attempt, self.timeout_s)
-            self.outbox.attempt(outcome.record)
+            outcome = await attempt_delivery(self.transport, subscription, tasks, attempt)
+            for record in outcome.records:
+                self.outbox.attempt(record)
             if outcome.succeeded:
                 return
-            delay = self.schedule.delay_before(attempt + 1)
+            delay = self._schedule(subscription).delay_before(attempt + 1)
             if delay is None:
-                reason = f"retry schedule spent after {attempt} attempts: {outcome.record['error']}"
-                self.outbox.dead_letter(record.key, record.value, reason, record.topic)
+                for record in records:
+                    self.outbox.dead_letter(record.key, record.value, f"retry schedule spent after {attempt} "
+                                            f"attempts: {outcome.error}", record.topic)
                 return
             await asyncio.sleep(delay)
             attempt += 1
+
+    def _decode(self, records: list[Any]) -> list[DeliveryTask]:
+        tasks = []
+        for record in records:
+            try:
+                tasks.append(DeliveryTask.from_avro(record.value))
+            except (CodecError, ValueError, TypeError) as exc:
+                self.outbox.dead_letter(record.key, record.value or b"", f"undecodable task: {exc}", record.topic)
+        return tasks
+
+    def _schedule(self, subscription: Subscription) -> RetrySchedule:
+        if subscription.retry_schedule_s is None:
+            return self.default_schedule
+        return RetrySchedule(delays_s=tuple(subscription.retry_schedule_s))
 
     async def _deliverable_subscription(self, subscription_id: str) -> Subscription | None:
         """Waits while the subscription is paused, keeping its backlog; None once it is deleted."""

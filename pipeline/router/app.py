@@ -91,7 +91,9 @@ class EventRouter:
         event_record, routed_at = event.to_record(), utcnow()
         for subscription in decision.matched:
             task = encode_task(subscription.id, routed_at, event_record)
-            await self._endpoint(subscription.id).send(key=event.partition_key, value=task)
+            # Strict order for an endpoint means one partition: key every task the same.
+            key = subscription.id.encode() if subscription.ordering == "strict" else event.partition_key
+            await self._endpoint(subscription.id).send(key=key, value=task)
         await self._record(routing_decision(event, decision))
 
     async def _record(self, decision: dict) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from pipeline.dispatcher.partition import PartitionWork
+from pipeline.dispatcher.partition import LanePolicy, PartitionWork
 
 
 @dataclass
@@ -18,7 +18,8 @@ async def test_a_blocked_key_holds_only_itself_and_the_commit() -> None:
     release = asyncio.Event()
     handled: list[int] = []
 
-    async def handle(record: Record) -> None:
+    async def handle(batch: list[Record]) -> None:
+        (record,) = batch
         if record.offset == 1:
             await release.wait()  # a delivery being retried
         handled.append(record.offset)
@@ -37,7 +38,7 @@ async def test_a_blocked_key_holds_only_itself_and_the_commit() -> None:
 
 
 async def test_close_cancels_unfinished_work_which_stays_uncommitted() -> None:
-    async def hang(record: Record) -> None:
+    async def hang(batch: list[Record]) -> None:
         await asyncio.Event().wait()
 
     work = PartitionWork(hang)
@@ -50,8 +51,8 @@ async def test_an_unexpected_error_retries_the_same_message(monkeypatch) -> None
     monkeypatch.setattr("pipeline.dispatcher.partition.UNEXPECTED_ERROR_PAUSE_S", 0.01)
     calls: list[int] = []
 
-    async def flaky(record: Record) -> None:
-        calls.append(record.offset)
+    async def flaky(batch: list[Record]) -> None:
+        calls.extend(record.offset for record in batch)
         if len(calls) == 1:
             raise RuntimeError("bug")
 
@@ -68,3 +69,40 @@ async def _until(condition, timeout_s: float = 5.0) -> None:
             await asyncio.sleep(0.005)
 
     await asyncio.wait_for(poll(), timeout_s)
+
+
+async def test_strict_ordering_is_one_lane_for_the_whole_partition() -> None:
+    release, started = asyncio.Event(), asyncio.Event()
+    calls: list[int] = []
+    handled: list[int] = []
+
+    async def handle(batch: list[Record]) -> None:
+        calls.extend(record.offset for record in batch)
+        if batch[0].offset == 0:
+            started.set()
+            await release.wait()
+        handled.extend(record.offset for record in batch)
+
+    work = PartitionWork(handle, policy=lambda: LanePolicy(ordering="strict"))
+    for offset, key in enumerate([b"a", b"b", b"c"]):
+        work.submit(Record(offset, key))
+    await asyncio.wait_for(started.wait(), 5)
+    for _ in range(10):
+        await asyncio.sleep(0)  # let any other lane run, were there one
+    assert calls == [0]  # b and c wait behind a, although their keys differ
+    release.set()
+    await _until(lambda: handled == [0, 1, 2])
+
+
+async def test_batches_gather_up_to_the_size_within_the_wait() -> None:
+    batches: list[list[int]] = []
+
+    async def handle(batch: list[Record]) -> None:
+        batches.append([record.offset for record in batch])
+
+    work = PartitionWork(handle, policy=lambda: LanePolicy(batch_max_events=3, batch_max_wait_s=0.2))
+    for offset in range(7):
+        work.submit(Record(offset, f"k{offset}".encode()))
+    await _until(lambda: sum(map(len, batches)) == 7)
+    assert batches == [[0, 1, 2], [3, 4, 5], [6]]
+    assert work.committable() == 7

@@ -1,7 +1,7 @@
 import json
 from datetime import datetime, timezone
 
-from pipeline.dispatcher.request import envelope_body, request_headers
+from pipeline.dispatcher.request import build_request, envelope_body
 from pipeline.models import Event
 from pipeline.subscriptions.model import Subscription
 
@@ -23,7 +23,7 @@ def test_other_content_goes_as_base64() -> None:
 def test_headers_carry_the_event_id_and_a_v1_signature() -> None:
     subscription = Subscription(name="s", url="https://example.test/h", event_types=["*"])
     event = Event(id="evt_42", type="t")
-    headers = request_headers(subscription, event, b"{}", 1_700_000_000)
+    headers = build_request(subscription, [event], "evt_42", 1_700_000_000).headers
     assert headers["webhook-id"] == "evt_42"
     assert headers["webhook-timestamp"] == "1700000000"
     assert headers["webhook-signature"].startswith("v1,")
