@@ -1,21 +1,27 @@
-"""The admin API (FastAPI; OpenAPI at /docs). Subscriptions are read from a live table and
-written to the compacted topic; statistics come from the results service, the one process
-that may open an embedded ClickHouse directory."""
+"""The admin API (FastAPI; OpenAPI at /docs), authenticated by API tokens.
+
+Subscriptions are read from a live table and written to the compacted topic; statistics come
+from the results service, the one process that may open an embedded ClickHouse directory.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any, AsyncIterator
 
 import httpx
-from fastapi import Body, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
+from pipeline.api.auth import Caller, caller_from, load_tokens
+from pipeline.api.subscription_routes import subscription_router
 from pipeline.config import Settings
 from pipeline.errors import InvalidInput
-from pipeline.subscriptions.model import Subscription
+from pipeline.producer.tasks import TaskPublisher
 from pipeline.subscriptions.commands import SubscriptionCommands, UnknownSubscription
+from pipeline.subscriptions.model import Subscription
 from pipeline.subscriptions.table import SubscriptionTable
 from pipeline.subscriptions.writer import SubscriptionWriter
 
@@ -39,6 +45,7 @@ class WriteThroughWriter(SubscriptionWriter):
 def create_app(settings: Settings) -> FastAPI:
     table = SubscriptionTable(settings)
     commands = SubscriptionCommands(WriteThroughWriter(settings, table), table.get)
+    caller = caller_from(load_tokens(settings))
     results_url = f"http://127.0.0.1:{settings.results_port}"
 
     @asynccontextmanager
@@ -50,6 +57,8 @@ def create_app(settings: Settings) -> FastAPI:
         await asyncio.gather(follower, return_exceptions=True)
 
     app = FastAPI(title="Webhook pipeline admin API", version="0.1.0", lifespan=lifespan)
+    app.include_router(subscription_router(table, commands, TaskPublisher(settings), caller,
+                                           timedelta(seconds=settings.secret_rotation_overlap_s)))
 
     @app.exception_handler(InvalidInput)
     async def invalid_input(_: Request, exc: InvalidInput) -> JSONResponse:
@@ -60,36 +69,18 @@ def create_app(settings: Settings) -> FastAPI:
     async def healthz() -> dict[str, Any]:
         return {"ok": True, "subscriptions": len(table.rows)}
 
-    @app.get("/v1/subscriptions")
-    async def list_subscriptions() -> dict[str, Any]:
-        return {"data": [subscription.public_view() for subscription in table.all()]}
-
-    @app.post("/v1/subscriptions", status_code=201)
-    def create_subscription(fields: dict[str, Any] = Body(...)) -> dict[str, Any]:
-        created = commands.create(fields)
-        # The secret is shown once, on creation, as Svix and Stripe do.
-        return created.public_view() | {"secret": created.secret}
-
-    @app.get("/v1/subscriptions/{subscription_id}")
-    async def show_subscription(subscription_id: str) -> dict[str, Any]:
-        return commands.require(subscription_id).public_view()
-
-    @app.patch("/v1/subscriptions/{subscription_id}")
-    def update_subscription(subscription_id: str, changes: dict[str, Any] = Body(...)) -> dict[str, Any]:
-        return commands.update(subscription_id, changes).public_view()
-
-    @app.delete("/v1/subscriptions/{subscription_id}", status_code=204)
-    def delete_subscription(subscription_id: str) -> None:
-        commands.delete(subscription_id)
-
     @app.get("/v1/stats")
-    async def stats(subscription_id: str | None = None) -> Any:
+    async def stats(subscription_id: str | None = None, who: Caller = Depends(caller)) -> Any:
         params = {"subscription_id": subscription_id} if subscription_id else {}
         async with httpx.AsyncClient(timeout=10) as client:
             try:
                 response = await client.get(f"{results_url}/v1/stats", params=params)
             except httpx.TransportError as exc:
                 raise HTTPException(503, f"the results service at {results_url} is not answering: {exc}") from exc
-        return JSONResponse(response.json(), status_code=response.status_code)
+        body = response.json()
+        if response.status_code == 200 and not who.is_admin:
+            mine = {s.id for s in table.all() if who.sees(s)}
+            body["subscriptions"] = [row for row in body["subscriptions"] if row["subscription_id"] in mine]
+        return JSONResponse(body, status_code=response.status_code)
 
     return app

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from pipeline.errors import InvalidInput
 from pipeline.models import validated
-from pipeline.subscriptions.model import Subscription, SubscriptionFields
+from pipeline.subscriptions.model import Subscription, SubscriptionFields, check_secret
 from pipeline.subscriptions.writer import SubscriptionWriter
 
 
@@ -38,6 +39,16 @@ class SubscriptionCommands:
         updated = self.require(subscription_id).patched(changes)
         self.writer.put(updated)
         return updated
+
+    def rotate_secret(self, subscription_id: str, overlap: timedelta, new: str | None = None) -> Subscription:
+        if new is not None:
+            try:
+                check_secret(new)
+            except ValueError as exc:
+                raise InvalidInput("secret", str(exc)) from exc
+        rotated = self.require(subscription_id).rotated(overlap, new)
+        self.writer.put(rotated)
+        return rotated
 
     def delete(self, subscription_id: str) -> None:
         self.require(subscription_id)

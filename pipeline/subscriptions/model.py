@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from pipeline.errors import InvalidInput
 from pipeline.models import Millis, new_id, new_secret, utcnow, validated
@@ -67,7 +67,7 @@ class SubscriptionFields(BaseModel):
     headers: dict[str, str | None] = Field(default_factory=dict, max_length=50)
     auth: EndpointAuth = Field(default_factory=EndpointAuth)
     body_format: Literal["json", "form", "raw", "json-rpc"] = "json"
-    rpc_method: str | None = Field(None, min_length=1, max_length=255)
+    rpc_method: str | None = Field(None, min_length=1, max_length=255, validate_default=True)
     template: Any = None
     batch_max_events: int = Field(1, ge=1, le=1000)
     batch_max_wait_ms: int = Field(0, ge=0, le=60_000)
@@ -145,11 +145,12 @@ class SubscriptionFields(BaseModel):
     def _secret(cls, value: str | None) -> str | None:
         return None if value is None else check_secret(value)
 
-    @model_validator(mode="after")
-    def _rpc(self) -> SubscriptionFields:
-        if self.body_format == "json-rpc" and not self.rpc_method:
-            raise ValueError("rpc_method is required when body_format is json-rpc")
-        return self
+    @field_validator("rpc_method")
+    @classmethod
+    def _rpc(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("body_format") == "json-rpc" and not value:
+            raise ValueError("is required when body_format is json-rpc")
+        return value
 
 
 def check_secret(value: str) -> str:

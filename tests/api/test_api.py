@@ -2,37 +2,84 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from pipeline.api.app import create_app
 from pipeline.config import Settings
 from pipeline.subscriptions.snapshot import read_snapshot
 
+ADMIN = {"Authorization": "Bearer adm_test"}
+ACME = {"Authorization": "Bearer tok_acme"}
+GLOBEX = {"Authorization": "Bearer tok_globex"}
+HOOK = {"url": "https://example.test/hook", "event_types": ["order.*"]}
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    tokens = {"adm_test": "*", "tok_acme": "acme", "tok_globex": "globex"}
+    app = create_app(settings.model_copy(update={"api_tokens": SecretStr(json.dumps(tokens))}))
+    with TestClient(app) as test_client:
+        yield test_client
+
 
 @pytest.mark.integration
-def test_subscriptions_crud_over_http(settings: Settings) -> None:
-    with TestClient(create_app(settings)) as client:
-        created = client.post("/v1/subscriptions", json={
-            "name": "orders", "url": "https://example.test/hook", "event_types": ["order.*"], "tenant": "acme"})
-        assert created.status_code == 201
-        body = created.json()
-        assert body["secret"].startswith("whsec_")  # shown once, on creation
-        subscription_id = body["id"]
+def test_subscriptions_crud_over_http(client: TestClient, settings: Settings) -> None:
+    created = client.post("/v1/subscriptions", json={"name": "orders", "tenant": "acme", **HOOK}, headers=ADMIN)
+    assert created.status_code == 201
+    body = created.json()
+    assert body["secret"].startswith("whsec_")  # shown once, on creation
+    subscription_id = body["id"]
 
-        listed = client.get("/v1/subscriptions").json()["data"]
-        assert [s["id"] for s in listed] == [subscription_id]
-        assert "secret" not in listed[0]
-        assert "secret" not in client.get(f"/v1/subscriptions/{subscription_id}").json()
+    listed = client.get("/v1/subscriptions", headers=ADMIN).json()["data"]
+    assert [s["id"] for s in listed] == [subscription_id]
+    assert "secret" not in listed[0] and "secret" not in client.get(
+        f"/v1/subscriptions/{subscription_id}", headers=ADMIN).json()
 
-        paused = client.patch(f"/v1/subscriptions/{subscription_id}", json={"active": False})
-        assert paused.status_code == 200 and paused.json()["active"] is False
-        stored = read_snapshot(settings)[subscription_id]
-        assert stored.active is False and stored.secret == body["secret"]
+    assert client.post(f"/v1/subscriptions/{subscription_id}/pause", headers=ADMIN).json()["active"] is False
+    stored = read_snapshot(settings)[subscription_id]
+    assert stored.active is False and stored.secret == body["secret"]
+    assert client.post(f"/v1/subscriptions/{subscription_id}/resume", headers=ADMIN).json()["active"] is True
 
-        assert client.delete(f"/v1/subscriptions/{subscription_id}").status_code == 204
-        assert client.get(f"/v1/subscriptions/{subscription_id}").status_code == 404
-        assert subscription_id not in read_snapshot(settings)
+    assert client.delete(f"/v1/subscriptions/{subscription_id}", headers=ADMIN).status_code == 204
+    assert client.get(f"/v1/subscriptions/{subscription_id}", headers=ADMIN).status_code == 404
+    assert subscription_id not in read_snapshot(settings)
+
+
+@pytest.mark.integration
+def test_every_route_needs_a_token(client: TestClient) -> None:
+    assert client.get("/v1/subscriptions").status_code == 401
+    assert client.get("/v1/subscriptions", headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+
+@pytest.mark.integration
+def test_a_tenant_token_sees_and_changes_only_its_own_tenant(client: TestClient, settings: Settings) -> None:
+    mine = client.post("/v1/subscriptions", json={"name": "mine", **HOOK}, headers=ACME).json()
+    theirs = client.post("/v1/subscriptions", json={"name": "theirs", **HOOK}, headers=GLOBEX).json()
+    assert mine["tenant"] == "acme" and theirs["tenant"] == "globex"
+    assert [s["id"] for s in client.get("/v1/subscriptions", headers=ACME).json()["data"]] == [mine["id"]]
+    for method, path in [("get", ""), ("patch", ""), ("delete", ""), ("post", "/pause"), ("post", "/rotate-secret"),
+                         ("post", "/test")]:
+        kwargs = {"json": {"name": "stolen"}} if method == "patch" else {}
+        response = getattr(client, method)(f"/v1/subscriptions/{theirs['id']}{path}", headers=ACME, **kwargs)
+        assert response.status_code == 404, (method, path)
+    assert read_snapshot(settings)[theirs["id"]].name == "theirs"
+    refused = client.post("/v1/subscriptions", json={"name": "x", "tenant": "globex", **HOOK}, headers=ACME)
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "tenant"
+    assert len(client.get("/v1/subscriptions", headers=ADMIN).json()["data"]) == 2
+
+
+@pytest.mark.integration
+def test_rotation_keeps_the_old_secret_signing_for_the_overlap(client: TestClient, settings: Settings) -> None:
+    created = client.post("/v1/subscriptions", json={"name": "r", **HOOK}, headers=ADMIN).json()
+    rotated = client.post(f"/v1/subscriptions/{created['id']}/rotate-secret", headers=ADMIN).json()
+    assert rotated["secret"] != created["secret"]
+    stored = read_snapshot(settings)[created["id"]]
+    assert stored.signing_secrets() == [rotated["secret"], created["secret"]]
 
 
 @pytest.mark.integration
@@ -40,18 +87,23 @@ def test_subscriptions_crud_over_http(settings: Settings) -> None:
     ({"name": "x", "url": "http://", "event_types": ["*"]}, "url"),
     ({"name": "x", "url": "https://example.test/h", "event_types": ["*"], "colour": "red"}, "colour"),
     ({"url": "https://example.test/h", "event_types": ["*"]}, "name"),
+    ({"name": "x", "method": "DELETE", **HOOK}, "method"),
+    ({"name": "x", "filter": {"data.a": {"$near": 1}}, **HOOK}, "filter"),
+    ({"name": "x", "template": {"v": "{{ data.a"}, **HOOK}, "template"),
+    ({"name": "x", "headers": {"x-evil": "a\r\nb: c"}, **HOOK}, "headers"),
+    ({"name": "x", "auth": {"type": "basic", "username": "u"}, **HOOK}, "auth"),
+    ({"name": "x", "body_format": "json-rpc", **HOOK}, "rpc_method"),
 ])
-def test_bad_input_names_the_field_and_writes_nothing(settings: Settings, fields: dict, field: str) -> None:
-    with TestClient(create_app(settings)) as client:
-        response = client.post("/v1/subscriptions", json=fields)
-        assert response.status_code == 422
-        assert response.json()["error"]["field"] == field
+def test_bad_input_names_the_field_and_writes_nothing(client: TestClient, settings: Settings, fields: dict,
+                                                      field: str) -> None:
+    response = client.post("/v1/subscriptions", json=fields, headers=ADMIN)
+    assert response.status_code == 422
+    assert response.json()["error"]["field"].split(".")[0] == field
     assert read_snapshot(settings) == {}
 
 
 @pytest.mark.integration
-def test_stats_say_when_the_results_service_is_down(settings: Settings) -> None:
-    with TestClient(create_app(settings)) as client:
-        response = client.get("/v1/stats")
+def test_stats_say_when_the_results_service_is_down(client: TestClient) -> None:
+    response = client.get("/v1/stats", headers=ADMIN)
     assert response.status_code == 503
     assert "results service" in response.json()["detail"]

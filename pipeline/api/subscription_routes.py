@@ -1,0 +1,101 @@
+"""/v1/subscriptions: create, list, show, update, delete, pause, resume, rotate the secret, send a test.
+
+Every route sees only the caller's tenant; another tenant's subscription is answered as absent.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Query
+from fastapi.concurrency import run_in_threadpool
+
+from pipeline.api.auth import Caller
+from pipeline.errors import InvalidInput
+from pipeline.models import DeliveryTask, Event, utcnow
+from pipeline.producer.tasks import TaskPublisher
+from pipeline.router.matching import type_matches
+from pipeline.subscriptions.commands import SubscriptionCommands, UnknownSubscription
+from pipeline.subscriptions.model import Subscription
+from pipeline.subscriptions.table import SubscriptionTable
+
+
+def subscription_router(table: SubscriptionTable, commands: SubscriptionCommands, tasks: TaskPublisher,
+                        caller: Any, rotation_overlap: timedelta) -> APIRouter:
+    router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
+
+    def visible(subscription_id: str, who: Caller) -> Subscription:
+        subscription = commands.require(subscription_id)
+        if not who.sees(subscription):
+            raise UnknownSubscription(subscription_id)  # not "forbidden": existence is not disclosed
+        return subscription
+
+    @router.get("")
+    async def list_subscriptions(who: Caller = Depends(caller), tenant: str | None = None,
+                                 active: bool | None = None, event_type: str | None = Query(None)) -> dict:
+        found = [s for s in table.all() if who.sees(s) and (tenant is None or s.tenant == tenant)
+                 and (active is None or s.active == active)
+                 and (event_type is None or any(type_matches(p, event_type) for p in s.event_types))]
+        return {"data": [s.public_view() for s in sorted(found, key=lambda s: s.created_at)]}
+
+    @router.post("", status_code=201)
+    async def create(fields: dict[str, Any] = Body(...), who: Caller = Depends(caller)) -> dict:
+        if not who.is_admin:
+            if fields.setdefault("tenant", who.tenant) != who.tenant:
+                raise InvalidInput("tenant", "a tenant token can only create subscriptions of its own tenant")
+        created = await run_in_threadpool(commands.create, fields)
+        return created.public_view() | {"secret": created.secret}  # shown once, as Svix and Stripe do
+
+    @router.get("/{subscription_id}")
+    async def show(subscription_id: str, who: Caller = Depends(caller)) -> dict:
+        return visible(subscription_id, who).public_view()
+
+    @router.patch("/{subscription_id}")
+    async def update(subscription_id: str, changes: dict[str, Any] = Body(...), who: Caller = Depends(caller)) -> dict:
+        visible(subscription_id, who)
+        if not who.is_admin and changes.get("tenant", who.tenant) != who.tenant:
+            raise InvalidInput("tenant", "a tenant token cannot move a subscription to another tenant")
+        return (await run_in_threadpool(commands.update, subscription_id, changes)).public_view()
+
+    @router.delete("/{subscription_id}", status_code=204)
+    async def delete(subscription_id: str, who: Caller = Depends(caller)) -> None:
+        visible(subscription_id, who)
+        await run_in_threadpool(commands.delete, subscription_id)
+
+    @router.post("/{subscription_id}/pause")
+    async def pause(subscription_id: str, who: Caller = Depends(caller)) -> dict:
+        visible(subscription_id, who)
+        return (await run_in_threadpool(commands.update, subscription_id, {"active": False})).public_view()
+
+    @router.post("/{subscription_id}/resume")
+    async def resume(subscription_id: str, who: Caller = Depends(caller)) -> dict:
+        visible(subscription_id, who)
+        return (await run_in_threadpool(commands.update, subscription_id, {"active": True})).public_view()
+
+    @router.post("/{subscription_id}/rotate-secret")
+    async def rotate_secret(subscription_id: str, who: Caller = Depends(caller),
+                            body: dict[str, Any] = Body(default_factory=dict)) -> dict:
+        visible(subscription_id, who)
+        rotated = await run_in_threadpool(commands.rotate_secret, subscription_id, rotation_overlap,
+                                          body.get("secret"))
+        expires = rotated.previous_secrets[-1].expires_at.isoformat()
+        return {"id": rotated.id, "secret": rotated.secret, "previous_secret_expires_at": expires}
+
+    @router.post("/{subscription_id}/test", status_code=202)
+    async def send_test(subscription_id: str, who: Caller = Depends(caller)) -> dict:
+        subscription = visible(subscription_id, who)
+        event = test_event(subscription)
+        task = DeliveryTask(subscription_id=subscription.id, routed_at=utcnow(), event=event)
+        await run_in_threadpool(tasks.publish, task)
+        return {"event_id": event.id, "type": event.type}
+
+    return router
+
+
+def test_event(subscription: Subscription) -> Event:
+    data = {"message": "a test event from the webhook pipeline", "subscription_id": subscription.id}
+    import json
+
+    return Event(type="webhook.test", source="webhook-pipeline", tenant=subscription.tenant,
+                 data=json.dumps(data).encode())

@@ -1,0 +1,20 @@
+"""Writes a delivery task straight into a subscription's endpoint topic: test sends, where the
+destination is already known and the router has nothing to decide."""
+
+from __future__ import annotations
+
+from pipeline.config import Settings
+from pipeline.kafka.clients import flush_or_raise, reliable_producer
+from pipeline.models import DeliveryTask
+from pipeline.topics import TopicNames
+
+
+class TaskPublisher:
+    def __init__(self, settings: Settings):
+        self.names = TopicNames.from_settings(settings)
+        self._producer = reliable_producer(settings, **{"linger.ms": 0})
+
+    def publish(self, task: DeliveryTask) -> None:
+        topic = self.names.endpoint(task.subscription_id)
+        self._producer.produce(topic, key=task.event.partition_key, value=task.to_avro())
+        flush_or_raise(self._producer)
