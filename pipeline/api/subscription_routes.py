@@ -13,8 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from pipeline.api.auth import Caller
 from pipeline.errors import InvalidInput
-from pipeline.models import DeliveryTask, Event, utcnow
-from pipeline.producer.tasks import TaskPublisher
+from pipeline.producer.tasks import TaskPublisher, test_task
 from pipeline.router.matching import type_matches
 from pipeline.subscriptions.commands import SubscriptionCommands, UnknownSubscription
 from pipeline.subscriptions.model import Subscription
@@ -84,18 +83,9 @@ def subscription_router(table: SubscriptionTable, commands: SubscriptionCommands
 
     @router.post("/{subscription_id}/test", status_code=202)
     async def send_test(subscription_id: str, who: Caller = Depends(caller)) -> dict:
-        subscription = visible(subscription_id, who)
-        event = test_event(subscription)
-        task = DeliveryTask(subscription_id=subscription.id, routed_at=utcnow(), event=event)
+        task = test_task(visible(subscription_id, who))
         await run_in_threadpool(tasks.publish, task)
-        return {"event_id": event.id, "type": event.type}
+        return {"event_id": task.event.id, "type": task.event.type}
 
     return router
 
-
-def test_event(subscription: Subscription) -> Event:
-    data = {"message": "a test event from the webhook pipeline", "subscription_id": subscription.id}
-    import json
-
-    return Event(type="webhook.test", source="webhook-pipeline", tenant=subscription.tenant,
-                 data=json.dumps(data).encode())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any, Optional
 
 import typer
@@ -11,6 +12,7 @@ from rich.table import Table
 from pipeline.cli.output import console, fail
 from pipeline.config import Settings
 from pipeline.errors import InvalidInput, PipelineError
+from pipeline.producer.tasks import TaskPublisher, test_task
 from pipeline.subscriptions.commands import SubscriptionCommands
 from pipeline.subscriptions.snapshot import read_snapshot
 from pipeline.subscriptions.writer import SubscriptionWriter
@@ -39,6 +41,70 @@ def _fields_from_json(raw: str | None) -> dict[str, Any]:
     return fields
 
 
+def _field_options(
+    description: Optional[str], method: Optional[str], source: list[str], filter_json: Optional[str],
+    header: list[str], basic: Optional[str], bearer: Optional[str], body_format: Optional[str],
+    rpc_method: Optional[str], template_json: Optional[str], batch_size: Optional[int],
+    batch_wait_ms: Optional[int], signing: Optional[str], ordering: Optional[str], timeout_ms: Optional[int],
+) -> dict[str, Any]:
+    """The fields given as options; options left out are not in the result."""
+    fields: dict[str, Any] = {
+        "description": description, "method": method, "sources": source or None,
+        "filter": _json_option("--filter", filter_json), "headers": _headers(header) if header else None,
+        "auth": _auth(basic, bearer), "body_format": body_format, "rpc_method": rpc_method,
+        "template": _json_option("--template", template_json), "batch_max_events": batch_size,
+        "batch_max_wait_ms": batch_wait_ms, "signing": signing, "ordering": ordering, "timeout_ms": timeout_ms,
+    }
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def _json_option(option: str, raw: str | None) -> Any:
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise InvalidInput(option, f"is not JSON: {exc}") from exc
+
+
+def _headers(pairs: list[str]) -> dict[str, str | None]:
+    """name=value adds or overrides a header; name= removes a default one."""
+    headers: dict[str, str | None] = {}
+    for pair in pairs:
+        name, separator, value = pair.partition("=")
+        if not separator:
+            raise InvalidInput("--header", f"{pair!r} is not name=value")
+        headers[name] = value or None
+    return headers
+
+
+def _auth(basic: str | None, bearer: str | None) -> dict[str, Any] | None:
+    if basic and bearer:
+        raise InvalidInput("auth", "choose --basic or --bearer, not both")
+    if basic:
+        username, _, password = basic.partition(":")
+        return {"type": "basic", "username": username, "password": password}
+    return {"type": "bearer", "token": bearer} if bearer else None
+
+
+# One set of options for create and update, so the two never drift apart.
+DESCRIPTION = typer.Option(None, help="What the endpoint is for.")
+METHOD = typer.Option(None, help="GET, POST or PUT (GET sends parameters in the query string).")
+SOURCE = typer.Option([], "--source", help="Only events from this source; repeatable.")
+FILTER = typer.Option(None, "--filter", help='Content filter as JSON, e.g. \'{"data.amount": {"$gte": 100}}\'.')
+HEADER = typer.Option([], "--header", "-H", help="name=value adds a header, name= removes a default one.")
+BASIC = typer.Option(None, "--basic", help="user:password for HTTP basic auth.")
+BEARER = typer.Option(None, "--bearer", help="Bearer token for the Authorization header.")
+FORMAT = typer.Option(None, "--format", help="json, form, raw or json-rpc.")
+RPC_METHOD = typer.Option(None, "--rpc-method", help="The method of json-rpc bodies.")
+TEMPLATE = typer.Option(None, "--template", help="Parameter template as JSON.")
+BATCH_SIZE = typer.Option(None, "--batch-size", help="Up to this many events per request, as a JSON array.")
+BATCH_WAIT = typer.Option(None, "--batch-wait-ms", help="How long a batch waits to fill.")
+SIGNING = typer.Option(None, "--signing", help="standard (Standard Webhooks) or hmac-sha256 (x-signature).")
+ORDERING = typer.Option(None, "--ordering", help="strict, per_key or none.")
+TIMEOUT = typer.Option(None, "--timeout-ms", help="Per request.")
+
+
 @subscriptions.command()
 def create(
     name: Optional[str] = typer.Option(None, help="A name people recognise."),
@@ -48,7 +114,13 @@ def create(
     secret: Optional[str] = typer.Option(None, help="whsec_... signing secret; generated when omitted."),
     inactive: bool = typer.Option(False, "--inactive", help="Create it paused."),
     subscription_id: Optional[str] = typer.Option(None, "--id", help="Choose the id instead of a generated one."),
-    json_fields: Optional[str] = typer.Option(None, "--json", help="All fields as one JSON object."),
+    json_fields: Optional[str] = typer.Option(None, "--json", help="Any fields as one JSON object."),
+    description: Optional[str] = DESCRIPTION, method: Optional[str] = METHOD, source: list[str] = SOURCE,
+    filter_json: Optional[str] = FILTER, header: list[str] = HEADER, basic: Optional[str] = BASIC,
+    bearer: Optional[str] = BEARER, body_format: Optional[str] = FORMAT, rpc_method: Optional[str] = RPC_METHOD,
+    template_json: Optional[str] = TEMPLATE, batch_size: Optional[int] = BATCH_SIZE,
+    batch_wait_ms: Optional[int] = BATCH_WAIT, signing: Optional[str] = SIGNING, ordering: Optional[str] = ORDERING,
+    timeout_ms: Optional[int] = TIMEOUT,
 ) -> None:
     """Create a subscription and its endpoint topic."""
     settings = Settings()
@@ -57,6 +129,9 @@ def create(
         options = {"name": name, "url": url, "tenant": tenant, "secret": secret, "id": subscription_id,
                    "event_types": event_type or None, "active": False if inactive else None}
         fields.update({key: value for key, value in options.items() if value is not None})
+        fields.update(_field_options(description, method, source, filter_json, header, basic, bearer, body_format,
+                                     rpc_method, template_json, batch_size, batch_wait_ms, signing, ordering,
+                                     timeout_ms))
         created = _commands(settings).create(fields)
     except PipelineError as exc:
         raise fail(exc) from exc
@@ -93,16 +168,72 @@ def update(
     event_type: list[str] = typer.Option([], "--event-type", "-e"),
     active: Optional[bool] = typer.Option(None, "--active/--inactive"),
     json_fields: Optional[str] = typer.Option(None, "--json", help="Changed fields as one JSON object."),
+    description: Optional[str] = DESCRIPTION, method: Optional[str] = METHOD, source: list[str] = SOURCE,
+    filter_json: Optional[str] = FILTER, header: list[str] = HEADER, basic: Optional[str] = BASIC,
+    bearer: Optional[str] = BEARER, body_format: Optional[str] = FORMAT, rpc_method: Optional[str] = RPC_METHOD,
+    template_json: Optional[str] = TEMPLATE, batch_size: Optional[int] = BATCH_SIZE,
+    batch_wait_ms: Optional[int] = BATCH_WAIT, signing: Optional[str] = SIGNING, ordering: Optional[str] = ORDERING,
+    timeout_ms: Optional[int] = TIMEOUT,
 ) -> None:
     """Change some fields of a subscription; the rest stay as they are."""
     try:
         changes = _fields_from_json(json_fields)
         options = {"name": name, "url": url, "event_types": event_type or None, "active": active}
         changes.update({key: value for key, value in options.items() if value is not None})
+        changes.update(_field_options(description, method, source, filter_json, header, basic, bearer, body_format,
+                                      rpc_method, template_json, batch_size, batch_wait_ms, signing, ordering,
+                                      timeout_ms))
         updated = _commands(Settings()).update(subscription_id, changes)
     except PipelineError as exc:
         raise fail(exc) from exc
     console.print(f"updated [bold]{updated.id}[/bold]")
+
+
+@subscriptions.command()
+def pause(subscription_id: str) -> None:
+    """Stop deliveries; events keep queueing in the endpoint topic until resumed."""
+    _set_active(subscription_id, False)
+
+
+@subscriptions.command()
+def resume(subscription_id: str) -> None:
+    """Deliver again, starting with what queued while paused."""
+    _set_active(subscription_id, True)
+
+
+def _set_active(subscription_id: str, active: bool) -> None:
+    try:
+        _commands(Settings()).update(subscription_id, {"active": active})
+    except PipelineError as exc:
+        raise fail(exc) from exc
+    console.print(f"{'resumed' if active else 'paused'} [bold]{subscription_id}[/bold]")
+
+
+@subscriptions.command("rotate-secret")
+def rotate_secret(subscription_id: str,
+                  secret: Optional[str] = typer.Option(None, help="The new whsec_... secret; generated when omitted.")) -> None:
+    """A new signing secret signs at once; the old one keeps signing beside it for the overlap (24 h)."""
+    settings = Settings()
+    try:
+        rotated = _commands(settings).rotate_secret(subscription_id,
+                                                    timedelta(seconds=settings.secret_rotation_overlap_s), secret)
+    except PipelineError as exc:
+        raise fail(exc) from exc
+    console.print(f"new signing secret: {rotated.secret}")
+    console.print(f"the previous one signs too until {rotated.previous_secrets[-1].expires_at.isoformat()}")
+
+
+@subscriptions.command("test")
+def send_test(subscription_id: str) -> None:
+    """Send a webhook.test event through the dispatcher to this subscription only."""
+    settings = Settings()
+    try:
+        subscription = _commands(settings).require(subscription_id)
+        task = test_task(subscription)
+        TaskPublisher(settings).publish(task)
+    except PipelineError as exc:
+        raise fail(exc) from exc
+    console.print(f"sent test event [bold]{task.event.id}[/bold] to {subscription.url}")
 
 
 @subscriptions.command()

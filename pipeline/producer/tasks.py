@@ -3,9 +3,12 @@ destination is already known and the router has nothing to decide."""
 
 from __future__ import annotations
 
+import json
+
 from pipeline.config import Settings
 from pipeline.kafka.clients import flush_or_raise, reliable_producer
-from pipeline.models import DeliveryTask
+from pipeline.models import DeliveryTask, Event, utcnow
+from pipeline.subscriptions.model import Subscription
 from pipeline.topics import TopicNames
 
 
@@ -18,3 +21,11 @@ class TaskPublisher:
         topic = self.names.endpoint(task.subscription_id)
         self._producer.produce(topic, key=task.event.partition_key, value=task.to_avro())
         flush_or_raise(self._producer)
+
+
+def test_task(subscription: Subscription) -> DeliveryTask:
+    """A webhook.test event for one subscription, as its task."""
+    data = {"message": "a test event from the webhook pipeline", "subscription_id": subscription.id}
+    event = Event(type="webhook.test", source="webhook-pipeline", tenant=subscription.tenant,
+                  data=json.dumps(data).encode())
+    return DeliveryTask(subscription_id=subscription.id, routed_at=utcnow(), event=event)
