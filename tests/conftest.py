@@ -59,6 +59,16 @@ def free_port() -> int:
 @pytest.fixture
 def settings(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Settings]:
     """Fresh topics (a uuid prefix), free ports and a private data directory for one test."""
+    yield from fresh_settings(kafka_bootstrap, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def module_settings(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """The same, shared by the tests of one module (for a pipeline started once per module)."""
+    yield from fresh_settings(kafka_bootstrap, tmp_path_factory.mktemp("module"))
+
+
+def fresh_settings(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Settings]:
     prefix = f"t{uuid.uuid4().hex[:10]}."
     dsn = os.environ.get("CLICKHOUSE_DSN") or f"chdb://{tmp_path / 'clickhouse'}"
     test_settings = Settings(

@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from pipeline.api.auth import Caller
 from pipeline.errors import InvalidInput
-from pipeline.producer.tasks import TaskPublisher, test_task
+from pipeline.producer.tasks import TaskPublisher, webhook_test_task
 from pipeline.router.matching import type_matches
 from pipeline.subscriptions.commands import SubscriptionCommands, UnknownSubscription
 from pipeline.subscriptions.model import Subscription
@@ -83,7 +83,7 @@ def subscription_router(table: SubscriptionTable, commands: SubscriptionCommands
 
     @router.post("/{subscription_id}/test", status_code=202)
     async def send_test(subscription_id: str, who: Caller = Depends(caller)) -> dict:
-        task = test_task(visible(subscription_id, who))
+        task = webhook_test_task(visible(subscription_id, who))
         await run_in_threadpool(tasks.publish, task)
         return {"event_id": task.event.id, "type": task.event.type}
 

@@ -12,7 +12,7 @@ from rich.table import Table
 from pipeline.cli.output import console, fail
 from pipeline.config import Settings
 from pipeline.errors import InvalidInput, PipelineError
-from pipeline.producer.tasks import TaskPublisher, test_task
+from pipeline.producer.tasks import TaskPublisher, webhook_test_task
 from pipeline.subscriptions.commands import SubscriptionCommands
 from pipeline.subscriptions.snapshot import read_snapshot
 from pipeline.subscriptions.writer import SubscriptionWriter
@@ -229,7 +229,7 @@ def send_test(subscription_id: str) -> None:
     settings = Settings()
     try:
         subscription = _commands(settings).require(subscription_id)
-        task = test_task(subscription)
+        task = webhook_test_task(subscription)
         TaskPublisher(settings).publish(task)
     except PipelineError as exc:
         raise fail(exc) from exc

@@ -23,7 +23,7 @@ class TaskPublisher:
         flush_or_raise(self._producer)
 
 
-def test_task(subscription: Subscription) -> DeliveryTask:
+def webhook_test_task(subscription: Subscription) -> DeliveryTask:
     """A webhook.test event for one subscription, as its task."""
     data = {"message": "a test event from the webhook pipeline", "subscription_id": subscription.id}
     event = Event(type="webhook.test", source="webhook-pipeline", tenant=subscription.tenant,

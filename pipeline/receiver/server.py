@@ -33,6 +33,7 @@ class ReceivedDelivery:
     body: bytes
     received_at: float  # time.time() on arrival
     signature_ok: bool | None  # None: no secret known for this path
+    query: str = ""  # the raw query string, as GET deliveries carry their parameters
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self) | {"body": self.body.decode("utf-8", "replace")}
@@ -153,6 +154,7 @@ class Receiver:
             secret = self._secrets.get(request.path, self.secret)
         delivery = ReceivedDelivery(
             path=request.path, method=request.method, headers=headers, body=body, received_at=time.time(),
+            query=request.query_string,
             signature_ok=verify(secret, headers, body) if secret else None,
         )
         with self._lock:
