@@ -7,6 +7,7 @@ import logging
 import typer
 
 from pipeline.cli.output import console
+from pipeline.api.auth import local_admin_token
 from pipeline.config import Settings
 from pipeline.devstack.kafka_broker import KafkaBroker
 from pipeline.devstack.stack import run_stack
@@ -33,6 +34,10 @@ def _print_tour(settings: Settings) -> None:
     console.print(f"Kafka          {settings.kafka_bootstrap_servers} (data in {settings.data_dir / 'kafka'})")
     console.print(f"ClickHouse     {settings.resolved_clickhouse_dsn}")
     console.print(f"admin API      http://127.0.0.1:{settings.api_port}/docs")
+    if not settings.api_tokens:
+        token_file = settings.data_dir / "api-admin-token"
+        local_admin_token(settings.data_dir)
+        console.print(f"API token      {token_file} (admin; set PIPELINE_API_TOKENS for tenant tokens)")
     console.print(f"results/stats  http://127.0.0.1:{settings.results_port}/v1/stats")
     console.print("\nTry it, in another terminal (after `. .venv/bin/activate`):")
     for command in (
