@@ -34,6 +34,11 @@ def to_millis(moment: datetime) -> datetime:
 Millis = Annotated[datetime, AfterValidator(to_millis)]
 
 
+def is_json(content_type: str) -> bool:
+    """application/json, with or without parameters such as charset."""
+    return content_type.split(";", 1)[0].strip().lower() == "application/json"
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
@@ -81,7 +86,7 @@ def decode_event(payload: bytes | None) -> Event:
     try:
         if is_single_object(payload):
             event = Event(**codec("event").decode(payload))
-            if event.content_type == "application/json":
+            if is_json(event.content_type):
                 json.loads(event.data)
             return event
         envelope = json.loads(payload)

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from cryptography.fernet import Fernet
 
@@ -55,3 +57,22 @@ def test_invalid_subscriptions_name_the_field(fields: dict, field: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         validated(Subscription, **(base | fields))
     assert caught.value.field == field
+
+
+def test_json_content_types_with_parameters_are_json() -> None:
+    from pipeline.documents import event_document
+    from pipeline.dispatcher.request import envelope_body
+
+    event = Event(type="t", data=b'{"a": 1}', content_type="application/json; charset=utf-8")
+    assert event_document(event)["data"] == {"a": 1}
+    assert json.loads(envelope_body(event))["data"] == {"a": 1}
+
+
+@pytest.mark.parametrize("fields", [
+    {"method": "GET", "template": "{{ data.a }}"},
+    {"body_format": "form", "template": {"$hash": "md5", "of": ["data.a"]}},
+])
+def test_query_and_form_need_named_values(fields: dict) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        validated(Subscription, name="s", url="https://example.test/h", event_types=["*"], **fields)
+    assert caught.value.field == "template"

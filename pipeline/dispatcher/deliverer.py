@@ -16,7 +16,7 @@ from pipeline.dispatcher.http import HttpTransport
 from pipeline.dispatcher.outbox import Outbox
 from pipeline.dispatcher.partition import LanePolicy
 from pipeline.dispatcher.retry import RetrySchedule
-from pipeline.errors import CodecError
+from pipeline.errors import CodecError, InvalidInput
 from pipeline.models import DeliveryTask
 from pipeline.subscriptions.model import Subscription
 from pipeline.subscriptions.table import SubscriptionTable
@@ -50,19 +50,27 @@ class Deliverer:
             if subscription is None:
                 log.info("dropping %d tasks: subscription %s was deleted", len(tasks), tasks[0].subscription_id)
                 return
-            outcome = await attempt_delivery(self.transport, subscription, tasks, attempt)
+            try:
+                outcome = await attempt_delivery(self.transport, subscription, tasks, attempt)
+            except InvalidInput as exc:
+                # The request cannot be built (a template that cannot render this event): retrying
+                # would fail the same way, so it is parked with the reason.
+                self._dead_letter(records, f"request could not be built: {exc}")
+                return
             for record in outcome.records:
                 self.outbox.attempt(record)
             if outcome.succeeded:
                 return
             delay = self._schedule(subscription).delay_before(attempt + 1)
             if delay is None:
-                for record in records:
-                    self.outbox.dead_letter(record.key, record.value, f"retry schedule spent after {attempt} "
-                                            f"attempts: {outcome.error}", record.topic)
+                self._dead_letter(records, f"retry schedule spent after {attempt} attempts: {outcome.error}")
                 return
             await asyncio.sleep(delay)
             attempt += 1
+
+    def _dead_letter(self, records: list[Any], reason: str) -> None:
+        for record in records:
+            self.outbox.dead_letter(record.key, record.value, reason, record.topic)
 
     def _decode(self, records: list[Any]) -> list[DeliveryTask]:
         tasks = []

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from pipeline import __version__
-from pipeline.models import Event
+from pipeline.models import Event, is_json
 from pipeline.signing import webhook_headers
 from pipeline.subscriptions.model import Subscription
 
@@ -73,7 +73,7 @@ def _payload(subscription: Subscription, events: Sequence[Event]) -> Any:
 
 
 def _render(subscription: Subscription, event: Event) -> Any:
-    from pipeline.router.content_filter import event_document
+    from pipeline.documents import event_document
 
     document = event_document(event)
     if subscription.template is None:
@@ -124,14 +124,14 @@ def _auth_headers(subscription: Subscription) -> dict[str, str]:
 def envelope_value(event: Event, data: Any) -> dict[str, Any]:
     value = {"id": event.id, "type": event.type, "source": event.source, "tenant": event.tenant,
              "time": event.time.isoformat().replace("+00:00", "Z"), "ordering_key": event.ordering_key}
-    if event.content_type == "application/json":
+    if is_json(event.content_type):
         return value | {"data": data}
     return value | {"content_type": event.content_type, "data_base64": base64.b64encode(event.data).decode()}
 
 
 def envelope_body(event: Event) -> bytes:
     """The envelope as JSON; JSON data is spliced in as published, other data goes as base64."""
-    if event.content_type != "application/json":
+    if not is_json(event.content_type):
         return json.dumps(envelope_value(event, None), separators=(",", ":")).encode()
     head = envelope_value(event, None)
     del head["data"]

@@ -1,7 +1,7 @@
 """Parameter templates: map an event's fields into the payload a webhook sends.
 
 A template is a JSON value rendered against the event document (see
-`pipeline.router.content_filter.event_document`); arrays and objects render element by element,
+`pipeline.documents.event_document`); arrays and objects render element by element,
 object keys as written. In strings, `{{ path }}` is a dotted path into the document:
 
 - a string that is exactly one placeholder takes the value with its JSON type (a number stays a
@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pipeline.errors import InvalidInput
-from pipeline.router.content_filter import MISSING, Path, lookup, parse_path
+from pipeline.documents import MISSING, Path, lookup, parse_path
 
 MAX_DEPTH = 32
 Node = Callable[[Mapping[str, Any]], Any]

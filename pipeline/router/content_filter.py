@@ -25,12 +25,9 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from pipeline.errors import InvalidInput
-from pipeline.models import Event
+from pipeline.documents import MISSING, Path, lookup, parse_path
 
 MAX_DEPTH = 16
-MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
-
-Path = tuple[tuple[str, int | None], ...]  # each step: the key, and the index it means in a list
 Test = Callable[[Any], bool]  # a test of one value, which may be MISSING
 Predicate = Callable[[Mapping[str, Any]], bool]  # a test of a whole document
 
@@ -58,48 +55,6 @@ class ContentFilter:
 def compile_filter(rule: Any) -> ContentFilter:
     """Checks a rule and compiles it; InvalidInput("filter", "<where>: <problem>") otherwise."""
     return ContentFilter(rule, _all(_entries(rule, (), "", 1)))
-
-
-def event_document(event: Event) -> dict[str, Any]:
-    """What filters and templates see: the envelope's fields, with JSON data parsed.
-
-    Data is parsed only for the exact content type application/json, as the envelope does;
-    anything else (or JSON that does not parse) is null.
-    """
-    data = None
-    if event.content_type == "application/json":
-        try:
-            data = json.loads(event.data)
-        except ValueError:
-            data = None
-    return {"id": event.id, "type": event.type, "source": event.source, "tenant": event.tenant,
-            "time": event.time.isoformat().replace("+00:00", "Z"), "ordering_key": event.ordering_key,
-            "data": data}
-
-
-def parse_path(text: str) -> Path:
-    """`a.b.0` to steps; a step that is a decimal number also indexes a list. ValueError if empty."""
-    if not isinstance(text, str) or not text:
-        raise ValueError("a path cannot be empty")
-    keys = text.split(".")
-    if "" in keys:
-        raise ValueError(f"path {text!r} has an empty segment")
-    return tuple((key, int(key) if key.isascii() and key.isdecimal() else None) for key in keys)
-
-
-def lookup(document: Any, path: Path) -> Any:
-    """The value at a path, or MISSING."""
-    value = document
-    for key, index in path:
-        if isinstance(value, Mapping):
-            value = value.get(key, MISSING)
-            if value is MISSING:
-                return MISSING
-        elif isinstance(value, list) and index is not None and index < len(value):
-            value = value[index]
-        else:
-            return MISSING
-    return value
 
 
 def _refuse(where: str, problem: str) -> InvalidInput:

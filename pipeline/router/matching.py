@@ -66,7 +66,7 @@ def _compile(rule: dict[str, Any]) -> Any:
 
 
 def _document(event: Event) -> dict[str, Any]:
-    from pipeline.router.content_filter import event_document
+    from pipeline.documents import event_document
 
     return event_document(event)
 

@@ -115,11 +115,16 @@ class SubscriptionFields(BaseModel):
 
     @field_validator("template")
     @classmethod
-    def _template(cls, value: Any) -> Any:
-        if value is not None:
-            from pipeline.dispatcher.template import compile_template
+    def _template(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return value
+        from pipeline.dispatcher.template import compile_template
 
-            compile_template(value)
+        compile_template(value)
+        named_values = isinstance(value, list) or (
+            isinstance(value, dict) and not any(key.startswith("$") for key in value))
+        if (info.data.get("method") == "GET" or info.data.get("body_format") == "form") and not named_values:
+            raise ValueError("GET requests and form bodies need a template that is an object or an array")
         return value
 
     @field_validator("headers")

@@ -8,7 +8,7 @@ import pytest
 from pipeline.dispatcher.template import MAX_DEPTH, as_text, compile_template, to_datetime
 from pipeline.errors import InvalidInput
 from pipeline.models import Event
-from pipeline.router.content_filter import event_document
+from pipeline.documents import event_document
 
 DOCUMENT: dict[str, Any] = {
     "id": "evt_1", "type": "user.created", "source": "device-7", "tenant": "acme",

@@ -6,7 +6,8 @@ import pytest
 
 from pipeline.errors import InvalidInput
 from pipeline.models import Event
-from pipeline.router.content_filter import MAX_DEPTH, MISSING, compile_filter, event_document, lookup, parse_path
+from pipeline.documents import MISSING, event_document, lookup, parse_path
+from pipeline.router.content_filter import MAX_DEPTH, compile_filter
 
 DOCUMENT: dict[str, Any] = {
     "id": "evt_1", "type": "order.paid", "source": "device-1", "tenant": "acme",
