@@ -80,6 +80,12 @@ def test_invalid_events_go_to_dead_letters_with_their_reason(settings: Settings,
     (["--name", "x", "--url", "https://example.test/hook", "-e", "user.**"], "event_types"),
     (["--json", '{"name": "x", "url": "https://example.test/h", "event_types": ["*"], "colour": "red"}'], "colour"),
     (["--name", "x", "--url", "https://example.test/hook"], "event_types"),
+    (["--name", "x", "--url", "https://example.test/h", "-e", "*", "--method", "DELETE"], "method"),
+    (["--name", "x", "--url", "https://example.test/h", "-e", "*", "--filter", '{"data.a": {"$near": 1}}'], "filter"),
+    (["--name", "x", "--url", "https://example.test/h", "-e", "*", "--filter", "{not json"], "--filter"),
+    (["--name", "x", "--url", "https://example.test/h", "-e", "*", "--template", '{"a": "{{ data.a"}'], "template"),
+    (["--name", "x", "--url", "https://example.test/h", "-e", "*", "-H", "x-evil=a\r\nb: c"], "headers"),
+    (["--name", "x", "--url", "https://example.test/h", "-e", "*", "--format", "json-rpc"], "rpc_method"),
 ])
 def test_an_invalid_subscription_is_refused_and_nothing_is_written(settings: Settings, arguments: list[str],
                                                                     field: str) -> None:
