@@ -112,5 +112,8 @@ def stage_env(settings: Settings) -> dict[str, str]:
         "PIPELINE_API_PORT": str(settings.api_port),
         "PIPELINE_ENDPOINT_PARTITIONS": str(settings.endpoint_partitions),
         "PIPELINE_RETRY_SCHEDULE_S": "[" + ",".join(str(d) for d in settings.retry_schedule_s) + "]",
+        "PIPELINE_MAX_RETRY_AFTER_S": str(settings.max_retry_after_s),
+        "PIPELINE_AUTO_DISABLE_AFTER_S": str(settings.auto_disable_after_s),
+        "PIPELINE_AUTO_DISABLE_MIN_FAILURES": str(settings.auto_disable_min_failures),
     })
     return env

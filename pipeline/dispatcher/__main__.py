@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import timedelta
 
 from pipeline import eventloop
 from pipeline.config import Settings
 from pipeline.dispatcher.consumer import EndpointConsumer
-from pipeline.dispatcher.deliverer import Deliverer
+from pipeline.dispatcher.deliverer import Deliverer, DeliveryPolicy
+from pipeline.dispatcher.disabling import Disabler
 from pipeline.dispatcher.http import make_transport
 from pipeline.dispatcher.outbox import Outbox
 from pipeline.dispatcher.retry import RetrySchedule
@@ -25,8 +27,12 @@ async def run(settings: Settings) -> None:
     table_task = asyncio.create_task(table.run())
     transport = make_transport(settings.http_client, max_connections=settings.max_connections)
     outbox = Outbox(settings)
-    deliverer = Deliverer(table=table, transport=transport, outbox=outbox,
-                          default_schedule=RetrySchedule(delays_s=settings.retry_schedule_s))
+    policy = DeliveryPolicy(default_schedule=RetrySchedule(delays_s=settings.retry_schedule_s),
+                            max_retry_after_s=settings.max_retry_after_s,
+                            disable_after=timedelta(seconds=settings.auto_disable_after_s),
+                            disable_min_failures=settings.auto_disable_min_failures)
+    deliverer = Deliverer(table=table, transport=transport, outbox=outbox, policy=policy,
+                          disabler=Disabler(settings, table))
     try:
         await table.wait_loaded(timeout_s=120)
         await EndpointConsumer(settings, deliverer, outbox).run(stopping)

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from pipeline.dispatcher.attempt import attempt_delivery
+from pipeline.dispatcher.attempt import AttemptOutcome, attempt_delivery
+from pipeline.dispatcher.disabling import Disabler, FailureStreaks
+from pipeline.dispatcher.flow import Gates
 from pipeline.dispatcher.http import HttpTransport
 from pipeline.dispatcher.outbox import Outbox
 from pipeline.dispatcher.partition import LanePolicy
 from pipeline.dispatcher.retry import RetrySchedule
+from pipeline.dispatcher.status import Verdict, judge
 from pipeline.errors import CodecError, InvalidInput
 from pipeline.models import DeliveryTask
 from pipeline.subscriptions.model import Subscription
@@ -26,13 +31,24 @@ INACTIVE_RECHECK_S = 1.0
 UNKNOWN_SUBSCRIPTION_GRACE_S = 10.0
 
 
+@dataclass(frozen=True, kw_only=True)
+class DeliveryPolicy:
+    default_schedule: RetrySchedule
+    max_retry_after_s: float = 3600.0
+    disable_after: timedelta = timedelta(days=5)
+    disable_min_failures: int = 20
+
+
 class Deliverer:
     def __init__(self, *, table: SubscriptionTable, transport: HttpTransport, outbox: Outbox,
-                 default_schedule: RetrySchedule):
+                 policy: DeliveryPolicy, disabler: Disabler | None = None):
         self.table = table
         self.transport = transport
         self.outbox = outbox
-        self.default_schedule = default_schedule
+        self.policy = policy
+        self.disabler = disabler
+        self.gates = Gates()
+        self.streaks = FailureStreaks(policy.disable_after, policy.disable_min_failures)
 
     def lane_policy(self, subscription_id: str) -> LanePolicy:
         subscription = self.table.get(subscription_id)
@@ -51,7 +67,8 @@ class Deliverer:
                 log.info("dropping %d tasks: subscription %s was deleted", len(tasks), tasks[0].subscription_id)
                 return
             try:
-                outcome = await attempt_delivery(self.transport, subscription, tasks, attempt)
+                async with self.gates.for_subscription(subscription).slot():
+                    outcome = await attempt_delivery(self.transport, subscription, tasks, attempt)
             except InvalidInput as exc:
                 # The request cannot be built (a template that cannot render this event): retrying
                 # would fail the same way, so it is parked with the reason.
@@ -59,14 +76,33 @@ class Deliverer:
                 return
             for record in outcome.records:
                 self.outbox.attempt(record)
-            if outcome.succeeded:
+            verdict = self._judge(outcome)
+            if verdict.succeeded:
+                self.streaks.succeeded(subscription.id)
                 return
+            await self._after_failure(subscription, verdict, outcome.error)
             delay = self._schedule(subscription).delay_before(attempt + 1)
             if delay is None:
                 self._dead_letter(records, f"retry schedule spent after {attempt} attempts: {outcome.error}")
                 return
-            await asyncio.sleep(delay)
+            await asyncio.sleep(max(delay, verdict.retry_after_s or 0.0))
             attempt += 1
+
+    def _judge(self, outcome: AttemptOutcome) -> Verdict:
+        response = outcome.response
+        if response is None:
+            return judge(None, {}, self.policy.max_retry_after_s)
+        return judge(response.status, response.headers, self.policy.max_retry_after_s)
+
+    async def _after_failure(self, subscription: Subscription, verdict: Verdict, error: str | None) -> None:
+        """410 Gone, or failures only for the whole window, turn the endpoint off; the message then
+        waits in its lane with the rest of the backlog until the subscription is enabled again."""
+        if self.disabler is None:
+            return
+        if verdict.disable:
+            await self.disabler.disable(subscription, "the endpoint answered 410 Gone")
+        elif self.streaks.failed(subscription.id):
+            await self.disabler.disable(subscription, f"only failures for {self.policy.disable_after}: {error}")
 
     def _dead_letter(self, records: list[Any], reason: str) -> None:
         for record in records:
@@ -83,7 +119,7 @@ class Deliverer:
 
     def _schedule(self, subscription: Subscription) -> RetrySchedule:
         if subscription.retry_schedule_s is None:
-            return self.default_schedule
+            return self.policy.default_schedule
         return RetrySchedule(delays_s=tuple(subscription.retry_schedule_s))
 
     async def _deliverable_subscription(self, subscription_id: str) -> Subscription | None:

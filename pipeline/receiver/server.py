@@ -43,7 +43,7 @@ class Receiver:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, secret: str | None = None, *,
                  secrets: Mapping[str, str] | None = None,
                  on_delivery: Callable[[ReceivedDelivery], None] | None = None, keep: bool = True,
-                 respond: Callable[[ReceivedDelivery], int] | None = None):
+                 respond: Callable[[ReceivedDelivery], int | tuple[int, dict[str, str]]] | None = None):
         """`secret` verifies every path without its own entry in `secrets` (path -> secret).
 
         `keep=False` only counts deliveries: a long-running receiver need not hold every body.
@@ -54,7 +54,7 @@ class Receiver:
         self.port = port
         self.secret = secret
         self.on_delivery = on_delivery
-        self.respond = respond  # the status to answer with; tests use it to play a failing endpoint
+        self.respond = respond  # the status (and headers) to answer with: tests play failing endpoints
         self.keep = keep
         self._secrets = dict(secrets or {})
         self._deliveries: list[ReceivedDelivery] = []
@@ -163,7 +163,9 @@ class Receiver:
                 self._deliveries.append(delivery)
         if self.on_delivery is not None:
             self.on_delivery(delivery)
-        return web.Response(status=self.respond(delivery) if self.respond else 204)
+        answer = self.respond(delivery) if self.respond else 204
+        status, headers = answer if isinstance(answer, tuple) else (answer, {})
+        return web.Response(status=status, headers=headers)
 
     async def _received_view(self, request: web.Request) -> web.Response:
         """All deliveries, or those to one path with `?path=/hooks/a`."""

@@ -1,0 +1,65 @@
+"""Turning an endpoint off: after 410 Gone, or after it has only failed for a long while.
+
+The subscription is set inactive in the compacted topic (its backlog stays in its endpoint
+topic and drains in order once it is enabled again), and an operator event is published, so
+operators can subscribe to `pipeline.subscription.disabled` like to any other event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import datetime, timedelta
+
+from pipeline.config import Settings
+from pipeline.models import utcnow
+from pipeline.producer import EventPublisher
+from pipeline.subscriptions.model import Subscription
+from pipeline.subscriptions.table import SubscriptionTable
+from pipeline.subscriptions.writer import SubscriptionWriter
+
+log = logging.getLogger(__name__)
+DISABLED_EVENT = "pipeline.subscription.disabled"
+
+
+class FailureStreaks:
+    """Per subscription, when its current run of failures began and how long it is."""
+
+    def __init__(self, window: timedelta, min_failures: int):
+        self.window = window
+        self.min_failures = min_failures
+        self._streaks: dict[str, tuple[datetime, int]] = {}
+
+    def succeeded(self, subscription_id: str) -> None:
+        self._streaks.pop(subscription_id, None)
+
+    def failed(self, subscription_id: str, now: datetime | None = None) -> bool:
+        """Records a failure; True when only failures came for the whole window."""
+        moment = now or utcnow()
+        began, count = self._streaks.get(subscription_id, (moment, 0))
+        self._streaks[subscription_id] = (began, count + 1)
+        return moment - began >= self.window and count + 1 >= self.min_failures
+
+
+class Disabler:
+    def __init__(self, settings: Settings, table: SubscriptionTable):
+        self.table = table
+        self._writer = SubscriptionWriter(settings)
+        self._publisher = EventPublisher(settings)
+
+    async def disable(self, subscription: Subscription, reason: str) -> None:
+        current = self.table.get(subscription.id)
+        if current is None or not current.active:
+            return  # another lane got there first, or an operator did
+        disabled = current.patched({"active": False})
+        self.table.put_local(disabled)
+        await asyncio.to_thread(self._write, disabled, reason)
+        log.warning("disabled subscription %s (%s): %s", subscription.id, subscription.url, reason)
+
+    def _write(self, disabled: Subscription, reason: str) -> None:
+        self._writer.put(disabled)
+        data = {"subscription_id": disabled.id, "name": disabled.name, "url": disabled.url, "reason": reason}
+        self._publisher.publish_fields(type=DISABLED_EVENT, source="dispatcher", tenant=disabled.tenant,
+                                       ordering_key=disabled.id, data=json.dumps(data).encode())
+        self._publisher.flush()

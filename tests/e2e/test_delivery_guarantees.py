@@ -1,0 +1,126 @@
+"""Status handling on the real pipeline: 410 disables, Retry-After is honoured, a failing
+endpoint is disabled, and a disabled endpoint's backlog drains in order once enabled again."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer
+
+from pipeline.config import Settings
+from pipeline.kafka.admin import ensure_core_topics
+from pipeline.models import decode_event
+from pipeline.producer import EventPublisher
+from pipeline.receiver import ReceivedDelivery, Receiver
+from pipeline.subscriptions.commands import SubscriptionCommands
+from pipeline.subscriptions.snapshot import read_snapshot
+from pipeline.subscriptions.writer import SubscriptionWriter
+from pipeline.topics import TopicNames
+from tests.polling import wait_until
+from tests.stages import running_stages, stage_logs
+
+pytestmark = pytest.mark.integration
+
+
+class Endpoint:
+    """Answers each path with the statuses queued for it, then 204."""
+
+    def __init__(self) -> None:
+        self.answers: dict[str, list[tuple[int, dict[str, str]]]] = {}
+        self.receiver = Receiver(respond=self._respond)
+
+    def _respond(self, delivery: ReceivedDelivery) -> tuple[int, dict[str, str]]:
+        queue = self.answers.get(delivery.path)
+        return queue.pop(0) if queue else (204, {})
+
+
+@pytest.fixture(scope="module")
+def stack(module_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
+    settings = module_settings.model_copy(update={
+        "retry_schedule_s": (0.0, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2), "auto_disable_after_s": 1.0,
+        "auto_disable_min_failures": 4, "max_retry_after_s": 5.0})
+    ensure_core_topics(settings)
+    endpoint = Endpoint()
+    endpoint.receiver.start()
+    logs = tmp_path_factory.mktemp("logs")
+    try:
+        with running_stages(settings, ["pipeline.router", "pipeline.dispatcher"], logs):
+            yield settings, endpoint, logs
+    finally:
+        endpoint.receiver.stop()
+
+
+def subscribe(settings: Settings, endpoint: Endpoint, **fields) -> tuple:
+    kind = f"t{uuid.uuid4().hex[:8]}"
+    commands = SubscriptionCommands(SubscriptionWriter(settings), lambda i: read_snapshot(settings).get(i))
+    created = commands.create({"name": kind, "url": f"{endpoint.receiver.base_url}/{kind}",
+                               "event_types": [f"{kind}.*"], **fields})
+    return commands, created, kind, f"/{kind}"
+
+
+def publish(settings: Settings, kind: str, count: int) -> None:
+    with EventPublisher(settings) as publisher:
+        for n in range(count):
+            publisher.publish_fields(type=f"{kind}.happened", ordering_key="k", data=json.dumps({"n": n}).encode())
+
+
+def sequence(endpoint: Endpoint, path: str) -> list[int]:
+    return [json.loads(d.body)["data"]["n"] for d in endpoint.receiver.by_path(path)]
+
+
+def disabled_events(settings: Settings, subscription_id: str) -> list[dict]:
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": uuid.uuid4().hex,
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([TopicNames.from_settings(settings).events])
+    found = []
+    try:
+        while (message := consumer.poll(1.0)) is not None:
+            event = decode_event(message.value())
+            if event.type == "pipeline.subscription.disabled" and json.loads(event.data)["subscription_id"] == subscription_id:
+                found.append(json.loads(event.data))
+    finally:
+        consumer.close()
+    return found
+
+
+def test_410_disables_keeps_the_backlog_and_drains_it_in_order_when_enabled(stack) -> None:
+    settings, endpoint, logs = stack
+    commands, subscription, kind, path = subscribe(settings, endpoint)
+    endpoint.answers[path] = [(410, {})]
+    publish(settings, kind, 5)
+    try:
+        wait_until(lambda: not read_snapshot(settings)[subscription.id].active, what="the subscription disabled")
+        reasons = wait_until(lambda: disabled_events(settings, subscription.id), what="the operator event")
+    except AssertionError:
+        print(stage_logs(logs))
+        raise
+    assert "410" in reasons[0]["reason"]
+    assert sequence(endpoint, path) == [0]  # the first try was answered 410; nothing more while disabled
+    commands.update(subscription.id, {"active": True})
+    wait_until(lambda: len(sequence(endpoint, path)) >= 6, what="the backlog drained")
+    assert sequence(endpoint, path) == [0, 0, 1, 2, 3, 4]
+
+
+def test_retry_after_is_honoured(stack) -> None:
+    settings, endpoint, _ = stack
+    _, _, kind, path = subscribe(settings, endpoint)
+    endpoint.answers[path] = [(503, {"Retry-After": "2"})]
+    publish(settings, kind, 1)
+    first, second = wait_until(lambda: len(d := endpoint.receiver.by_path(path)) >= 2 and d, what="the retry")
+    assert second.received_at - first.received_at >= 1.9  # the schedule alone would wait 0.2 s
+
+
+def test_only_failures_for_the_window_disable_the_endpoint(stack) -> None:
+    settings, endpoint, _ = stack
+    _, subscription, kind, path = subscribe(settings, endpoint)
+    endpoint.answers[path] = [(500, {})] * 100
+    publish(settings, kind, 1)
+    wait_until(lambda: not read_snapshot(settings)[subscription.id].active, what="auto-disable")
+    reasons = wait_until(lambda: disabled_events(settings, subscription.id), what="the operator event")
+    assert "only failures" in reasons[0]["reason"]
+    assert len(endpoint.receiver.by_path(path)) >= 4
+
