@@ -30,7 +30,8 @@ async def run(settings: Settings) -> None:
     policy = DeliveryPolicy(default_schedule=RetrySchedule(delays_s=settings.retry_schedule_s),
                             max_retry_after_s=settings.max_retry_after_s,
                             disable_after=timedelta(seconds=settings.auto_disable_after_s),
-                            disable_min_failures=settings.auto_disable_min_failures)
+                            disable_min_failures=settings.auto_disable_min_failures,
+                            max_request_bytes=settings.max_request_bytes)
     deliverer = Deliverer(table=table, transport=transport, outbox=outbox, policy=policy,
                           disabler=Disabler(settings, table))
     try:

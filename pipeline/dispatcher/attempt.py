@@ -42,9 +42,10 @@ def message_id(tasks: Sequence[DeliveryTask]) -> str:
 
 
 async def attempt_delivery(transport: HttpTransport, subscription: Subscription, tasks: Sequence[DeliveryTask],
-                           attempt: int) -> AttemptOutcome:
+                           attempt: int, max_body_bytes: int) -> AttemptOutcome:
     started = datetime.now(timezone.utc)
-    request = build_request(subscription, [task.event for task in tasks], message_id(tasks), int(started.timestamp()))
+    request = build_request(subscription, [task.event for task in tasks], message_id(tasks),
+                            int(started.timestamp()), max_body_bytes)
     clock = time.perf_counter()
     response: HttpResponse | None = None
     error: str | None = None

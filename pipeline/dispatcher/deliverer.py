@@ -37,6 +37,7 @@ class DeliveryPolicy:
     max_retry_after_s: float = 3600.0
     disable_after: timedelta = timedelta(days=5)
     disable_min_failures: int = 20
+    max_request_bytes: int = 1024 * 1024
 
 
 class Deliverer:
@@ -68,10 +69,11 @@ class Deliverer:
                 return
             try:
                 async with self.gates.for_subscription(subscription).slot():
-                    outcome = await attempt_delivery(self.transport, subscription, tasks, attempt)
+                    outcome = await attempt_delivery(self.transport, subscription, tasks, attempt,
+                                                     self.policy.max_request_bytes)
             except InvalidInput as exc:
-                # The request cannot be built (a template that cannot render this event): retrying
-                # would fail the same way, so it is parked with the reason.
+                # The request cannot be built (a template that cannot render this event, a body over
+                # the size limit): retrying would fail the same way, so it is parked with the reason.
                 self._dead_letter(records, f"request could not be built: {exc}")
                 return
             for record in outcome.records:
@@ -81,7 +83,8 @@ class Deliverer:
                 self.streaks.succeeded(subscription.id)
                 return
             await self._after_failure(subscription, verdict, outcome.error)
-            delay = self._schedule(subscription).delay_before(attempt + 1)
+            endless = subscription.when_retries_exhausted == "block"
+            delay = self._schedule(subscription).delay_before(attempt + 1, endless=endless)
             if delay is None:
                 self._dead_letter(records, f"retry schedule spent after {attempt} attempts: {outcome.error}")
                 return

@@ -17,11 +17,13 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from pipeline import __version__
+from pipeline.errors import InvalidInput
 from pipeline.models import Event, is_json
 from pipeline.signing import webhook_headers
 from pipeline.subscriptions.model import Subscription
 
 USER_AGENT = f"webhook-pipeline/{__version__}"
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -32,9 +34,15 @@ class OutgoingRequest:
     body: bytes
 
 
+class RequestTooLarge(InvalidInput):
+    pass
+
+
 def build_request(subscription: Subscription, events: Sequence[Event], message_id: str,
-                  timestamp: int) -> OutgoingRequest:
+                  timestamp: int, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> OutgoingRequest:
     url, body, content_type = _url_and_body(subscription, events)
+    if len(body) > max_body_bytes:
+        raise RequestTooLarge("body", f"{len(body)} bytes is over the limit of {max_body_bytes}")
     headers = {"user-agent": USER_AGENT, "webhook-id": message_id}
     if body or subscription.method != "GET":
         headers["content-type"] = content_type

@@ -78,6 +78,7 @@ class SubscriptionFields(BaseModel):
     rate_limit_per_s: float | None = Field(None, gt=0, le=100_000)
     max_in_flight: int | None = Field(None, ge=1, le=1000)
     ordering: Literal["strict", "per_key", "none"] = "per_key"
+    when_retries_exhausted: Literal["dead_letter", "block"] = "dead_letter"
 
     @field_validator("url")
     @classmethod

@@ -27,3 +27,14 @@ def test_headers_carry_the_event_id_and_a_v1_signature() -> None:
     assert headers["webhook-id"] == "evt_42"
     assert headers["webhook-timestamp"] == "1700000000"
     assert headers["webhook-signature"].startswith("v1,")
+
+
+def test_a_body_over_the_limit_is_refused_naming_its_size() -> None:
+    import pytest
+
+    from pipeline.dispatcher.request import RequestTooLarge
+
+    subscription = Subscription(name="s", url="https://example.test/h", event_types=["*"])
+    event = Event(type="t", data=b'{"pad": "' + b"x" * 2000 + b'"}')
+    with pytest.raises(RequestTooLarge, match="over the limit of 1000"):
+        build_request(subscription, [event], event.id, 0, max_body_bytes=1000)
