@@ -16,10 +16,11 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from pipeline.api.auth import Caller, caller_from, load_tokens
-from pipeline.api.subscription_routes import subscription_router
+from pipeline.api.subscription_routes import recovery_router, subscription_router
 from pipeline.config import Settings
 from pipeline.errors import InvalidInput
 from pipeline.producer.tasks import TaskPublisher
+from pipeline.replay.replayer import Replayer
 from pipeline.subscriptions.commands import SubscriptionCommands, UnknownSubscription
 from pipeline.subscriptions.model import Subscription
 from pipeline.subscriptions.table import SubscriptionTable
@@ -57,7 +58,9 @@ def create_app(settings: Settings) -> FastAPI:
         await asyncio.gather(follower, return_exceptions=True)
 
     app = FastAPI(title="Webhook pipeline admin API", version="0.1.0", lifespan=lifespan)
-    app.include_router(subscription_router(table, commands, TaskPublisher(settings), caller,
+    replayer = Replayer(settings)
+    app.include_router(recovery_router(replayer, caller))
+    app.include_router(subscription_router(table, commands, TaskPublisher(settings), replayer, caller,
                                            timedelta(seconds=settings.secret_rotation_overlap_s)))
 
     @app.exception_handler(InvalidInput)

@@ -1,4 +1,5 @@
-"""/v1/subscriptions: create, list, show, update, delete, pause, resume, rotate the secret, send a test.
+"""/v1/subscriptions: create, list, show, update, delete, pause, resume, rotate the secret, send a
+test, replay, redrive.
 
 Every route sees only the caller's tenant; another tenant's subscription is answered as absent.
 """
@@ -8,12 +9,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
 from pipeline.api.auth import Caller
 from pipeline.errors import InvalidInput
 from pipeline.producer.tasks import TaskPublisher, webhook_test_task
+from pipeline.replay.moments import parse_moment
+from pipeline.replay.replayer import Replayer
 from pipeline.router.matching import type_matches
 from pipeline.subscriptions.commands import SubscriptionCommands, UnknownSubscription
 from pipeline.subscriptions.model import Subscription
@@ -21,7 +24,7 @@ from pipeline.subscriptions.table import SubscriptionTable
 
 
 def subscription_router(table: SubscriptionTable, commands: SubscriptionCommands, tasks: TaskPublisher,
-                        caller: Any, rotation_overlap: timedelta) -> APIRouter:
+                        replayer: Replayer, caller: Any, rotation_overlap: timedelta) -> APIRouter:
     router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
 
     def visible(subscription_id: str, who: Caller) -> Subscription:
@@ -87,5 +90,36 @@ def subscription_router(table: SubscriptionTable, commands: SubscriptionCommands
         await run_in_threadpool(tasks.publish, task)
         return {"event_id": task.event.id, "type": task.event.type}
 
+    @router.post("/{subscription_id}/replay", status_code=202)
+    async def replay(subscription_id: str, body: dict[str, Any] = Body(...), who: Caller = Depends(caller)) -> dict:
+        """Deliver again what was sent between `since` and `until` (ISO-8601 or an age like 2h)."""
+        visible(subscription_id, who)
+        since = parse_moment(str(body.get("since", "")), "since")
+        until = parse_moment(str(body["until"]), "until") if body.get("until") else None
+        count = await run_in_threadpool(replayer.replay, subscription_id, since, until)
+        return {"replayed": count}
+
+    @router.post("/{subscription_id}/redrive", status_code=202)
+    async def redrive(subscription_id: str, who: Caller = Depends(caller),
+                      body: dict[str, Any] = Body(default_factory=dict)) -> dict:
+        """Send this subscription's dead letters again (optionally only those since a time)."""
+        visible(subscription_id, who)
+        since = parse_moment(str(body["since"]), "since") if body.get("since") else None
+        return {"redriven": await run_in_threadpool(replayer.redrive, since, subscription_id)}
+
     return router
 
+
+
+def recovery_router(replayer: Replayer, caller: Any) -> APIRouter:
+    router = APIRouter(tags=["recovery"])
+
+    @router.post("/v1/recover", status_code=202)
+    async def recover(body: dict[str, Any] = Body(...), who: Caller = Depends(caller)) -> dict:
+        """Every subscription's dead letters since a time, sent again (admin tokens only)."""
+        if not who.is_admin:
+            raise HTTPException(403, "recovering every subscription's failures needs an admin token")
+        since = parse_moment(str(body.get("since", "")), "since")
+        return {"redriven": await run_in_threadpool(replayer.redrive, since)}
+
+    return router

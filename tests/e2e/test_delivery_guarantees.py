@@ -124,3 +124,37 @@ def test_only_failures_for_the_window_disable_the_endpoint(stack) -> None:
     assert "only failures" in reasons[0]["reason"]
     assert len(endpoint.receiver.by_path(path)) >= 4
 
+
+
+def test_replay_from_a_time_delivers_that_range_again_in_order(stack) -> None:
+    from datetime import datetime, timezone
+
+    from pipeline.replay.replayer import Replayer
+
+    settings, endpoint, _ = stack
+    _, subscription, kind, path = subscribe(settings, endpoint)
+    publish(settings, kind, 3)
+    wait_until(lambda: len(sequence(endpoint, path)) >= 3, what="the first three")
+    middle = datetime.now(timezone.utc)
+    with EventPublisher(settings) as publisher:
+        for n in (3, 4):
+            publisher.publish_fields(type=f"{kind}.happened", ordering_key="k", data=json.dumps({"n": n}).encode())
+    wait_until(lambda: len(sequence(endpoint, path)) >= 5, what="the last two")
+    assert Replayer(settings).replay(subscription.id, since=middle) == 2
+    wait_until(lambda: len(sequence(endpoint, path)) >= 7, what="the replay")
+    assert sequence(endpoint, path) == [0, 1, 2, 3, 4, 3, 4]
+
+
+def test_dead_letters_are_redriven_once_the_endpoint_recovers(stack) -> None:
+    from pipeline.replay.replayer import Replayer
+
+    settings, endpoint, _ = stack
+    _, subscription, kind, path = subscribe(settings, endpoint, retry_schedule_s=[0, 0.1])
+    endpoint.answers[path] = [(500, {})] * 6  # three events, two attempts each: all dead-lettered
+    publish(settings, kind, 3)
+    wait_until(lambda: len(endpoint.receiver.by_path(path)) >= 6 and not endpoint.answers[path], what="failures")
+    redriven = wait_until(lambda: Replayer(settings).redrive(subscription_id=subscription.id) == 3 and 3,
+                          what="three dead letters to redrive")
+    assert redriven == 3
+    wait_until(lambda: len(sequence(endpoint, path)) >= 9, what="the redriven deliveries")
+    assert sequence(endpoint, path)[6:] == [0, 1, 2]

@@ -1,0 +1,62 @@
+"""`pipeline replay`, `pipeline redrive` and `pipeline recover`."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from pipeline.cli.output import console, fail
+from pipeline.config import Settings
+from pipeline.errors import PipelineError
+from pipeline.replay.moments import parse_moment
+from pipeline.replay.replayer import Replayer
+from pipeline.subscriptions.snapshot import read_snapshot
+from pipeline.subscriptions.commands import UnknownSubscription
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(replay)
+    app.command()(redrive)
+    app.command()(recover)
+
+
+def replay(subscription_id: str,
+           since: str = typer.Option(..., help="From this time: ISO-8601, or an age like 2h."),
+           until: Optional[str] = typer.Option(None, help="Up to this time (default: now).")) -> None:
+    """Deliver again what a subscription was sent in a time range, in its original order."""
+    settings = Settings()
+    try:
+        _require(settings, subscription_id)
+        count = Replayer(settings).replay(subscription_id, parse_moment(since, "--since"),
+                                          parse_moment(until, "--until") if until else None)
+    except PipelineError as exc:
+        raise fail(exc) from exc
+    console.print(f"replaying {count} deliveries to {subscription_id}")
+
+
+def redrive(subscription_id: str,
+            since: Optional[str] = typer.Option(None, help="Only dead letters from this time on.")) -> None:
+    """Send a subscription's dead-lettered deliveries again."""
+    settings = Settings()
+    try:
+        _require(settings, subscription_id)
+        count = Replayer(settings).redrive(parse_moment(since, "--since") if since else None, subscription_id)
+    except PipelineError as exc:
+        raise fail(exc) from exc
+    console.print(f"redriving {count} dead letters to {subscription_id}")
+
+
+def recover(since: str = typer.Option(..., help="Every failure from this time on: ISO-8601, or an age.")) -> None:
+    """Send again every delivery that was dead-lettered since a time, for every subscription."""
+    settings = Settings()
+    try:
+        count = Replayer(settings).redrive(parse_moment(since, "--since"))
+    except PipelineError as exc:
+        raise fail(exc) from exc
+    console.print(f"recovering {count} dead letters")
+
+
+def _require(settings: Settings, subscription_id: str) -> None:
+    if subscription_id not in read_snapshot(settings):
+        raise UnknownSubscription(subscription_id)

@@ -1,0 +1,1 @@
+"""Replay and redrive: deliver again what an endpoint already got, or what was parked."""
