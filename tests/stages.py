@@ -18,9 +18,10 @@ def running_stages(settings: Settings, modules: list[str], log_dir: Path) -> Ite
     log_dir.mkdir(parents=True, exist_ok=True)
     processes: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        for module in modules:
-            output = (log_dir / f"{module}.log").open("wb")
-            processes[module] = subprocess.Popen([sys.executable, "-m", module], env=stage_env(settings),
+        for name in modules:
+            module = name.split("#")[0]  # "pipeline.dispatcher#2": a second process of the same stage
+            output = (log_dir / f"{name}.log").open("wb")
+            processes[name] = subprocess.Popen([sys.executable, "-m", module], env=stage_env(settings),
                                                  stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         yield processes
     finally:
