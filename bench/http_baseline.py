@@ -32,6 +32,9 @@ REQUEST_TIMEOUT_S = 30.0
 RECEIVER_START_TIMEOUT_S = 30.0
 
 
+LOCAL_NETWORKS = ["127.0.0.0/8"]  # the receiver runs here; the SSRF guard stays on and allows it
+
+
 @dataclass(frozen=True)
 class RateResult:
     requests: int
@@ -51,7 +54,8 @@ async def raw_post_rate(transport_name: str, url: str, requests: int, concurrenc
     body = b"x" * body_size
     # Signed once, outside the clock: the headers weigh as much as a real delivery's.
     headers = {"content-type": "application/json"} | webhook_headers([new_secret()], "msg_bench", int(time.time()), body)
-    transport = make_transport(transport_name, max_connections=concurrency)  # type: ignore[arg-type]
+    transport = make_transport(transport_name, max_connections=concurrency, allowed_networks=LOCAL_NETWORKS,
+                               allow_http=True, max_connections_per_host=concurrency)  # type: ignore[arg-type]
     try:
         await _post_many(transport, url, headers, body, min(concurrency, requests), concurrency)
         started = time.perf_counter()

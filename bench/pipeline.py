@@ -69,6 +69,8 @@ def stage_environment(settings: Settings) -> dict[str, str]:
         "PIPELINE_DATA_DIR": str(settings.data_dir),
         "CLICKHOUSE_DSN": settings.resolved_clickhouse_dsn,
         "PIPELINE_RESULTS_PORT": str(settings.results_port),
+        "PIPELINE_ALLOWED_NETWORKS": "127.0.0.0/8",  # the receiver runs here; the guard stays on
+        "PIPELINE_ALLOW_HTTP": "true",
     }
 
 

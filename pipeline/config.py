@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +48,10 @@ class Settings(BaseSettings):
     secret_rotation_overlap_s: float = Field(86_400, description="How long a rotated-out secret keeps signing.")
 
     http_client: str = Field("aiohttp", pattern="^(aiohttp|httpx)$")
+    allowed_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Networks deliveries may reach despite the SSRF guard, e.g. 127.0.0.0/8.")
+    allow_http: bool = Field(False, description="Deliver to plain http:// URLs (local development and tests).")
+    max_connections_per_host: int = 32
     retry_schedule_s: tuple[float, ...] = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0)
     max_request_bytes: int = Field(1024 * 1024, description="Larger request bodies are dead-lettered.")
     max_retry_after_s: float = Field(3600, description="The longest Retry-After honoured.")
@@ -60,6 +66,11 @@ class Settings(BaseSettings):
     results_port: int = 8601
     api_port: int = 8600
     receiver_port: int = 8700
+
+    @field_validator("allowed_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
 
     @property
     def resolved_clickhouse_dsn(self) -> str:

@@ -82,6 +82,8 @@ def fresh_settings(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Settings]:
         endpoint_partitions=4,
         events_partitions=4,
         retry_schedule_s=(0.0, 0.2, 0.5, 1.0),
+        allowed_networks=["127.0.0.0/8"],  # the guard stays on; tests allow their local receivers
+        allow_http=True,
     )
     ensure_core_topics(test_settings)
     yield test_settings
@@ -113,6 +115,8 @@ def stage_env(settings: Settings) -> dict[str, str]:
         "PIPELINE_ENDPOINT_PARTITIONS": str(settings.endpoint_partitions),
         "PIPELINE_RETRY_SCHEDULE_S": "[" + ",".join(str(d) for d in settings.retry_schedule_s) + "]",
         "PIPELINE_MAX_RETRY_AFTER_S": str(settings.max_retry_after_s),
+        "PIPELINE_ALLOWED_NETWORKS": ",".join(settings.allowed_networks),
+        "PIPELINE_ALLOW_HTTP": str(settings.allow_http).lower(),
         "PIPELINE_AUTO_DISABLE_AFTER_S": str(settings.auto_disable_after_s),
         "PIPELINE_AUTO_DISABLE_MIN_FAILURES": str(settings.auto_disable_min_failures),
     })

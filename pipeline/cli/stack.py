@@ -39,6 +39,8 @@ def _print_tour(settings: Settings) -> None:
         local_admin_token(settings.data_dir)
         console.print(f"API token      {token_file} (admin; set PIPELINE_API_TOKENS for tenant tokens)")
     console.print(f"results/stats  http://127.0.0.1:{settings.results_port}/v1/stats")
+    console.print("deliveries     to 127.0.0.0/8 over http allowed for local trying "
+                  "(PIPELINE_ALLOWED_NETWORKS, PIPELINE_ALLOW_HTTP)")
     console.print("\nTry it, in another terminal (after `. .venv/bin/activate`):")
     for command in (
         f"pipeline receiver --secret {DEMO_SECRET}",

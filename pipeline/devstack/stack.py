@@ -31,6 +31,15 @@ class Child:
     process: subprocess.Popen[bytes]
 
 
+def local_environment() -> dict[str, str]:
+    """`make run` is for trying things with a receiver on this machine: loopback and plain http are
+    allowed unless set otherwise. A deployment leaves both unset, so the SSRF guard refuses them."""
+    env = os.environ.copy()
+    env.setdefault("PIPELINE_ALLOWED_NETWORKS", "127.0.0.0/8")
+    env.setdefault("PIPELINE_ALLOW_HTTP", "true")
+    return env
+
+
 def start_stage(module: str, env: dict[str, str] | None = None) -> Child:
     process = subprocess.Popen([sys.executable, "-m", module], env=env or os.environ.copy(),
                                stdin=subprocess.DEVNULL)
@@ -60,7 +69,7 @@ def run_stack(settings: Settings, on_ready: Callable[[], None]) -> int:
     children: list[Child] = []
     try:
         ensure_core_topics(settings)
-        children = [start_stage(module) for module in STAGES]
+        children = [start_stage(module, local_environment()) for module in STAGES]
         on_ready()
         return _watch(children, stopping)
     finally:

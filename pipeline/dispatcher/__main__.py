@@ -25,7 +25,9 @@ async def run(settings: Settings) -> None:
         loop.add_signal_handler(signum, stopping.set)
     table = SubscriptionTable(settings)
     table_task = asyncio.create_task(table.run())
-    transport = make_transport(settings.http_client, max_connections=settings.max_connections)
+    transport = make_transport(settings.http_client, max_connections=settings.max_connections,
+                               allowed_networks=settings.allowed_networks, allow_http=settings.allow_http,
+                               max_connections_per_host=settings.max_connections_per_host)
     outbox = Outbox(settings)
     policy = DeliveryPolicy(default_schedule=RetrySchedule(delays_s=settings.retry_schedule_s),
                             max_retry_after_s=settings.max_retry_after_s,

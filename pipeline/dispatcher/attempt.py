@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-from pipeline.dispatcher.http import DeliveryConnectionError, DeliveryTimeout, HttpResponse, HttpTransport
+from pipeline.dispatcher.http import (DeliveryConnectionError, DeliveryRefused, DeliveryTimeout, HttpResponse,
+                                      HttpTransport)
 from pipeline.dispatcher.request import build_request
 from pipeline.models import DeliveryTask
 from pipeline.subscriptions.model import Subscription
@@ -27,6 +28,11 @@ class AttemptOutcome:
     @property
     def succeeded(self) -> bool:
         return self.records[0]["outcome"] == "success"
+
+    @property
+    def refused(self) -> bool:
+        """The guard would not send it (a private address, plain http): retrying cannot help."""
+        return self.records[0]["outcome"] == "refused"
 
     @property
     def error(self) -> str | None:
@@ -51,9 +57,11 @@ async def attempt_delivery(transport: HttpTransport, subscription: Subscription,
     error: str | None = None
     try:
         response = await transport.send(request.method, request.url, request.headers, request.body,
-                                        subscription.timeout_ms / 1000)
+                                        subscription.timeout_ms / 1000, ca_bundle=subscription.ca_bundle)
         outcome = "success" if 200 <= response.status < 300 else "http_error"
         error = None if outcome == "success" else f"HTTP {response.status}"
+    except DeliveryRefused as exc:
+        outcome, error = "refused", str(exc)
     except DeliveryTimeout as exc:
         outcome, error = "timeout", str(exc) or "timed out"
     except DeliveryConnectionError as exc:

@@ -78,6 +78,9 @@ class Deliverer:
                 return
             for record in outcome.records:
                 self.outbox.attempt(record)
+            if outcome.refused:
+                self._dead_letter(records, f"refused: {outcome.error}")
+                return
             verdict = self._judge(outcome)
             if verdict.succeeded:
                 self.streaks.succeeded(subscription.id)

@@ -9,6 +9,7 @@ the sender.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -43,7 +44,7 @@ class Receiver:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, secret: str | None = None, *,
                  secrets: Mapping[str, str] | None = None,
                  on_delivery: Callable[[ReceivedDelivery], None] | None = None, keep: bool = True,
-                 respond: Callable[[ReceivedDelivery], int | tuple[int, dict[str, str]]] | None = None):
+                 respond: Callable[[ReceivedDelivery], Any] | None = None):
         """`secret` verifies every path without its own entry in `secrets` (path -> secret).
 
         `keep=False` only counts deliveries: a long-running receiver need not hold every body.
@@ -164,6 +165,8 @@ class Receiver:
         if self.on_delivery is not None:
             self.on_delivery(delivery)
         answer = self.respond(delivery) if self.respond else 204
+        if inspect.isawaitable(answer):  # a test endpoint that takes its time without blocking the rest
+            answer = await answer
         status, headers = answer if isinstance(answer, tuple) else (answer, {})
         return web.Response(status=status, headers=headers)
 

@@ -73,6 +73,7 @@ class SubscriptionFields(BaseModel):
     batch_max_wait_ms: int = Field(0, ge=0, le=60_000)
     signing: Literal["standard", "hmac-sha256"] = "standard"
     secret: str | None = None
+    ca_bundle: str | None = Field(None, max_length=100_000)
     timeout_ms: int = Field(15_000, ge=100, le=120_000)
     retry_schedule_s: list[float] | None = Field(None, min_length=1, max_length=30)
     rate_limit_per_s: float | None = Field(None, gt=0, le=100_000)
@@ -137,6 +138,15 @@ class SubscriptionFields(BaseModel):
 
         for name, header_value in value.items():
             validate_header(name, header_value or "")
+        return value
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_bundle(cls, value: str | None) -> str | None:
+        if value is not None:
+            from pipeline.dispatcher.tls import CaContexts
+
+            CaContexts().get(value)  # an unusable bundle is refused now, not at every delivery
         return value
 
     @field_validator("retry_schedule_s")

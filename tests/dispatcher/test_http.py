@@ -1,4 +1,7 @@
-"""Both HTTP transports behave alike against a real local server on 127.0.0.1."""
+"""Both HTTP transports behave alike against a real local server on 127.0.0.1.
+
+The SSRF guard stays on: every transport here allow-lists loopback and plain http explicitly.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +16,12 @@ from aiohttp import web
 
 from pipeline.dispatcher.http import (
     RESPONSE_BODY_CAP,
+    ClientPool,
     DeliveryConnectionError,
     DeliveryError,
+    DeliveryRefused,
     DeliveryTimeout,
+    DeliveryTLSError,
     HttpTransport,
     make_transport,
 )
@@ -23,6 +29,7 @@ from pipeline.errors import PipelineError
 
 TRANSPORTS = ["aiohttp", "httpx"]
 SHORT_TIMEOUT_S = 0.3
+LOCAL = {"allowed_networks": ["127.0.0.0/8"], "allow_http": True}
 
 
 class EndpointServer:
@@ -31,6 +38,8 @@ class EndpointServer:
     def __init__(self) -> None:
         self.release = asyncio.Event()
         self.target_hits = 0
+        self.hanging = 0
+        self.hang_counted = asyncio.Condition()
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -67,8 +76,15 @@ class EndpointServer:
         return response
 
     async def hang(self, _: web.Request) -> web.Response:
+        async with self.hang_counted:
+            self.hanging += 1
+            self.hang_counted.notify_all()
         await self.release.wait()
         return web.Response(status=200)
+
+    async def wait_hanging(self, count: int) -> None:
+        async with self.hang_counted:
+            await asyncio.wait_for(self.hang_counted.wait_for(lambda: self.hanging >= count), 5)
 
     async def trickle(self, request: web.Request) -> web.StreamResponse:
         # Each byte arrives well within the timeout; the whole body never does.
@@ -80,8 +96,7 @@ class EndpointServer:
         return response
 
 
-@pytest_asyncio.fixture
-async def endpoint() -> AsyncIterator[tuple[str, EndpointServer]]:
+async def _serve() -> AsyncIterator[tuple[str, EndpointServer]]:
     server = EndpointServer()
     runner = web.AppRunner(server.app(), shutdown_timeout=1)
     await runner.setup()
@@ -93,9 +108,21 @@ async def endpoint() -> AsyncIterator[tuple[str, EndpointServer]]:
         await runner.cleanup()
 
 
+@pytest_asyncio.fixture
+async def endpoint() -> AsyncIterator[tuple[str, EndpointServer]]:
+    async for served in _serve():
+        yield served
+
+
+@pytest_asyncio.fixture
+async def other_endpoint() -> AsyncIterator[tuple[str, EndpointServer]]:
+    async for served in _serve():
+        yield served
+
+
 @pytest_asyncio.fixture(params=TRANSPORTS)
 async def transport(request: pytest.FixtureRequest) -> AsyncIterator[HttpTransport]:
-    made = make_transport(request.param)
+    made = make_transport(request.param, **LOCAL)
     try:
         yield made
     finally:
@@ -187,9 +214,78 @@ async def test_a_connection_closed_without_an_answer_is_a_connection_error(trans
 def test_delivery_errors_belong_to_the_project_tree() -> None:
     assert issubclass(DeliveryTimeout, DeliveryError)
     assert issubclass(DeliveryConnectionError, DeliveryError)
+    assert issubclass(DeliveryTLSError, DeliveryConnectionError)
+    assert issubclass(DeliveryRefused, DeliveryError)
+    assert not issubclass(DeliveryRefused, DeliveryConnectionError)
     assert issubclass(DeliveryError, PipelineError)
 
 
 def test_an_unknown_client_name_is_refused() -> None:
     with pytest.raises(ValueError, match="aiohttp or httpx"):
         make_transport("requests")  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("name", TRANSPORTS)
+async def test_a_hanging_endpoint_takes_only_its_own_connections(endpoint, other_endpoint, name: str) -> None:
+    (hung_url, hung), (healthy_url, _) = endpoint, other_endpoint
+    transport = make_transport(name, 4, max_connections_per_host=2, **LOCAL)  # the positional form still works
+    try:
+        stuck = [asyncio.create_task(transport.send("POST", f"{hung_url}/hang", {}, b"", 10)) for _ in range(2)]
+        await hung.wait_hanging(2)
+        with pytest.raises(DeliveryTimeout):  # a third to the same endpoint waits for one of its two
+            await transport.send("POST", f"{hung_url}/hang", {}, b"", SHORT_TIMEOUT_S)
+        assert hung.hanging == 2
+        response = await transport.send("POST", f"{healthy_url}/echo", {"webhook-signature": "s"}, b"ok", 5)
+        assert response.body == b"got ok"
+        hung.release.set()
+        assert [(await task).status for task in stuck] == [200, 200]
+    finally:
+        await transport.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("name", TRANSPORTS)
+async def test_the_global_cap_still_holds_across_endpoints(endpoint, other_endpoint, name: str) -> None:
+    (hung_url, hung), (other_url, other) = endpoint, other_endpoint
+    transport = make_transport(name, max_connections=2, max_connections_per_host=2, **LOCAL)
+    try:
+        stuck = [asyncio.create_task(transport.send("POST", f"{hung_url}/hang", {}, b"", 10)) for _ in range(2)]
+        await hung.wait_hanging(2)
+        with pytest.raises(DeliveryTimeout):
+            await transport.send("POST", f"{other_url}/target", {}, b"", SHORT_TIMEOUT_S)
+        assert other.target_hits == 0
+        hung.release.set()
+        await asyncio.gather(*stuck)
+    finally:
+        await transport.close()
+
+
+class FakeClient:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.closed = False
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.asyncio
+async def test_the_client_pool_closes_the_least_recently_used_once_it_is_idle() -> None:
+    pool = ClientPool(max_size=2)
+    made: dict[str, FakeClient] = {}
+
+    def maker(name: str):
+        return lambda: made.setdefault(name, FakeClient(name))
+
+    async with pool.lease("a", maker("a")):
+        pass
+    async with pool.lease("b", maker("b")) as b:
+        async with pool.lease("a", maker("a")):  # "a" is now the most recently used
+            async with pool.lease("c", maker("c")):
+                assert made["b"].closed is False  # evicted while in use: closed when its lease ends
+            assert len(pool) == 2
+        assert b is made["b"] and not made["a"].closed
+    assert made["b"].closed and not made["c"].closed
+    await pool.close()
+    assert made["a"].closed and made["c"].closed

@@ -4,6 +4,7 @@ of messages that were in flight when the dispatcher died, and ClickHouse agrees 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import threading
@@ -36,14 +37,15 @@ class TroubledEndpoint:
         self.successes: list[tuple[str, str, int, float]] = []  # event id, key, seq, when
         self.requests = 0
 
-    def respond(self, delivery: ReceivedDelivery) -> int:
+    async def respond(self, delivery: ReceivedDelivery) -> int:
         with self.lock:
             self.requests += 1
             count = self.requests
         if self.troubled and count % 3 == 0:
             return 503
         if self.troubled and count % 50 == 0:
-            time.sleep(0.6)  # past the 0.4 s timeout: the dispatcher gives up on it and retries
+            # Past the 0.4 s timeout: the dispatcher has given up on it, so it is no delivery.
+            await asyncio.sleep(0.6)
             return 204
         body = json.loads(delivery.body)
         with self.lock:
@@ -63,9 +65,9 @@ def test_a_killed_dispatcher_loses_nothing_and_breaks_no_order(settings: Setting
     logs = tmp_path / "logs"
     try:
         with running_stages(settings, STAGES, logs) as processes:
-            killed_at = _publish_and_kill(settings, endpoint, processes["pipeline.dispatcher#2"])
-            endpoint.troubled = False
             try:
+                killed_at = _publish_and_kill(settings, endpoint, processes["pipeline.dispatcher#2"])
+                endpoint.troubled = False
                 wait_until(lambda: len({s[0] for s in endpoint.successes}) >= EVENTS, timeout_s=120,
                            what="every event delivered")
                 counted = wait_until(lambda: _distinct_delivered(settings, subscription.id) >= EVENTS and
