@@ -92,11 +92,11 @@ def _percentile(sorted_values: list[float], fraction: float) -> float:
 
 
 @contextmanager
-def receiver_process() -> Iterator[str]:
+def receiver_process(*options: str) -> Iterator[str]:
     """A quiet receiver in its own process; yields its base URL once it answers."""
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen([sys.executable, "-m", "pipeline.receiver", "--port", str(port), "--quiet"],
+    process = subprocess.Popen([sys.executable, "-m", "pipeline.receiver", "--port", str(port), "--quiet", *options],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         _wait_until_answering(base_url, process)

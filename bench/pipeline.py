@@ -99,10 +99,14 @@ def latencies_ms(base_url: str, skip: int, count: int) -> list[float]:
     return sorted(values)
 
 
-def run_pipeline(settings: Settings, base_url: str) -> dict[str, float]:
+def run_pipeline(settings: Settings, base_url: str, hanging_url: str | None = None) -> dict[str, float]:
+    """Deliveries to the healthy receiver at base_url; with hanging_url, every event also goes to
+    an endpoint that never answers, which must not slow the healthy one."""
     ensure_core_topics(settings)
     commands = SubscriptionCommands(SubscriptionWriter(settings), lambda _: None)
     commands.create({"name": "bench", "url": f"{base_url}/bench", "event_types": ["*"]})
+    if hanging_url:
+        commands.create({"name": "hanging", "url": f"{hanging_url}/hang", "event_types": ["*"], "timeout_ms": 5000})
     env = stage_environment(settings)
     children = [start_stage(module, env) for module in ("pipeline.router", "pipeline.dispatcher", "pipeline.results")]
     try:
@@ -124,22 +128,31 @@ def percentiles(values: list[float]) -> tuple[float, float]:
 
 def main() -> None:
     KafkaBroker(Settings()).start()
-    with tempfile.TemporaryDirectory() as data_dir, receiver_process() as base_url:
-        settings = bench_settings(Path(data_dir))
-        console.print(f"[bold]end to end[/bold]: {EVENTS} events, {KEYS} ordering keys, client {settings.http_client}")
-        pipeline = run_pipeline(settings, base_url)
-        # On the dispatcher's own loop (uvloop), so the ratio compares like with like.
-        raw = {name: eventloop.run(raw_post_rate(name, f"{base_url}/raw", 5000, 50)) for name in ("aiohttp", "httpx")}
-    table = Table("measure", "value", title="make bench (one machine, one run)")
-    table.add_row("end-to-end deliveries/s", f"{pipeline['rate']:,.0f}")
-    table.add_row("publish-to-delivery p50 / p99 (ms), saturated burst", "{:,.0f} / {:,.0f}".format(*pipeline["saturated"]))
-    table.add_row(f"publish-to-delivery p50 / p99 (ms), paced at {pipeline['paced_rate']:,.0f}/s",
-                  "{:,.0f} / {:,.0f}".format(*pipeline["paced"]))
+    with tempfile.TemporaryDirectory() as data_dir:
+        with receiver_process() as base_url:
+            settings = bench_settings(Path(data_dir) / "alone")
+            console.print(f"[bold]end to end[/bold]: {EVENTS} events, {KEYS} ordering keys, client {settings.http_client}")
+            alone = run_pipeline(settings, base_url)
+            # On the dispatcher's own loop (uvloop), so the ratio compares like with like.
+            raw = {name: eventloop.run(raw_post_rate(name, f"{base_url}/raw", 5000, 50)) for name in ("aiohttp", "httpx")}
+        console.print("[bold]isolation[/bold]: the same, beside an endpoint that never answers")
+        with receiver_process() as base_url, receiver_process("--hang", "/") as hanging_url:
+            beside = run_pipeline(bench_settings(Path(data_dir) / "beside"), base_url, hanging_url)
+    console.print(report(alone, beside, raw, settings.http_client))
+
+
+def report(alone: dict, beside: dict, raw: dict, client: str) -> Table:
+    table = Table("measure", "alone", "beside a hanging endpoint", title="make bench (one machine, one run)")
+    table.add_row("end-to-end deliveries/s", f"{alone['rate']:,.0f}", f"{beside['rate']:,.0f}")
+    table.add_row("publish-to-delivery p50 / p99 (ms), saturated burst",
+                  "{:,.0f} / {:,.0f}".format(*alone["saturated"]), "{:,.0f} / {:,.0f}".format(*beside["saturated"]))
+    table.add_row("publish-to-delivery p50 / p99 (ms), paced at half the rate",
+                  "{:,.0f} / {:,.0f}".format(*alone["paced"]), "{:,.0f} / {:,.0f}".format(*beside["paced"]))
     for name, result in raw.items():
-        table.add_row(f"raw {name} POST/s (concurrency 50)", f"{result.rate_per_s:,.0f}")
-    chosen = raw[settings.http_client].rate_per_s
-    table.add_row(f"ratio end-to-end / raw {settings.http_client}", f"{pipeline['rate'] / chosen:.2f}")
-    console.print(table)
+        table.add_row(f"raw {name} POST/s (concurrency 50)", f"{result.rate_per_s:,.0f}", "")
+    table.add_row(f"ratio end-to-end / raw {client}", f"{alone['rate'] / raw[client].rate_per_s:.2f}",
+                  f"{beside['rate'] / raw[client].rate_per_s:.2f}")
+    return table
 
 
 if __name__ == "__main__":

@@ -30,17 +30,29 @@ def receiver(
                                        show_default="PIPELINE_RECEIVER_PORT, else 8700"),
     secret: Optional[str] = typer.Option(None, help="whsec_... secret to verify signatures with."),
     quiet: bool = typer.Option(False, "--quiet", help="Print nothing per delivery (for benchmarks)."),
+    hang: Optional[str] = typer.Option(None, "--hang", help="Never answer requests under this path prefix "
+                                       "(plays a hanging endpoint, for benchmarks)."),
 ) -> None:
     """Receive webhooks on any path, answer 204, and print each one."""
     try:
         server = Receiver(host=host, port=Settings().receiver_port if port is None else port, secret=secret,
-                          on_delivery=None if quiet else _print_delivery)
+                          on_delivery=None if quiet else _print_delivery,
+                          respond=_hanging_under(hang) if hang else None)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--secret") from None
     try:
         eventloop.run(_serve_forever(server))
     except KeyboardInterrupt:
         console.print(f"stopped after {server.count} deliveries")
+
+
+def _hanging_under(prefix: str):
+    async def respond(delivery: ReceivedDelivery) -> int:
+        if delivery.path.startswith(prefix):
+            await asyncio.Event().wait()  # until the sender gives up
+        return 204
+
+    return respond
 
 
 async def _serve_forever(server: Receiver) -> None:
