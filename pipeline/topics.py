@@ -33,6 +33,14 @@ class TopicNames:
     def dead_letters(self) -> str:
         return f"{self.prefix}dead-letters"
 
+    def retry_tier(self, seconds: int) -> str:
+        """Where a failed task of an unordered subscription waits about this long to be retried."""
+        return f"{self.prefix}retry.{seconds}"
+
+    @property
+    def retry_pattern(self) -> str:
+        return f"^{re.escape(self.prefix)}retry\\.[0-9]+$"
+
     def endpoint(self, subscription_id: str) -> str:
         return f"{self.prefix}endpoint.{subscription_id}"
 

@@ -14,6 +14,7 @@ from pipeline.dispatcher.deliverer import Deliverer, DeliveryPolicy
 from pipeline.dispatcher.disabling import Disabler
 from pipeline.dispatcher.http import make_transport
 from pipeline.dispatcher.outbox import Outbox
+from pipeline.dispatcher.relay import RetryRelay
 from pipeline.dispatcher.retry import RetrySchedule
 from pipeline.subscriptions.table import SubscriptionTable
 
@@ -38,7 +39,8 @@ async def run(settings: Settings) -> None:
                           disabler=Disabler(settings, table))
     try:
         await table.wait_loaded(timeout_s=120)
-        await EndpointConsumer(settings, deliverer, outbox).run(stopping)
+        await asyncio.gather(EndpointConsumer(settings, deliverer, outbox).run(stopping),
+                             RetryRelay(settings, outbox).run(stopping))
         await outbox.flush()
     finally:
         table_task.cancel()

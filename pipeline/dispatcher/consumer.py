@@ -60,7 +60,10 @@ class EndpointConsumer:
         next_commit = loop.time() + COMMIT_INTERVAL_S
         while not stopping.is_set():
             batches = await self._consumer.getmany(timeout_ms=100, max_records=2000)
+            owned = self._consumer.assignment()
             for partition, records in batches.items():
+                if partition not in owned:
+                    continue  # fetched just before a rebalance took it away: its new owner delivers it
                 work = self._work.get(partition) or self._start_work(partition)
                 for record in records:
                     work.submit(record)
@@ -86,7 +89,10 @@ class EndpointConsumer:
 
     async def _commit(self, partitions: list[TopicPartition]) -> None:
         offsets = {}
+        owned = self._consumer.assignment()
         for partition in partitions:
+            if partition not in owned:
+                continue
             offset = self._work[partition].committable()
             if offset is not None and offset != self._committed.get(partition):
                 offsets[partition] = offset

@@ -61,7 +61,7 @@ class Deliverer:
         tasks = self._decode(records)
         if not tasks:
             return
-        attempt = 1
+        attempt = _attempt_of(records[0])
         while True:
             subscription = await self._deliverable_subscription(tasks[0].subscription_id)
             if subscription is None:
@@ -91,7 +91,12 @@ class Deliverer:
             if delay is None:
                 self._dead_letter(records, f"retry schedule spent after {attempt} attempts: {outcome.error}")
                 return
-            await asyncio.sleep(max(delay, verdict.retry_after_s or 0.0))
+            delay = max(delay, verdict.retry_after_s or 0.0)
+            if subscription.ordering == "none" and len(records) == 1:
+                # Nothing waits for it: the task leaves its lane for a delay topic.
+                self.outbox.defer(records[0], attempt + 1, delay)
+                return
+            await asyncio.sleep(delay)
             attempt += 1
 
     def _judge(self, outcome: AttemptOutcome) -> Verdict:
@@ -142,3 +147,11 @@ class Deliverer:
                 await asyncio.sleep(0.2)
             else:
                 await asyncio.sleep(INACTIVE_RECHECK_S)
+
+
+def _attempt_of(record: Any) -> int:
+    """1, or the attempt a task comes back for from a delay topic."""
+    for name, value in record.headers or ():
+        if name == "attempt":
+            return int(value)
+    return 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from confluent_kafka import KafkaError, Message
@@ -15,6 +16,7 @@ from confluent_kafka import KafkaError, Message
 from pipeline.codec import codec
 from pipeline.config import Settings
 from pipeline.errors import ServiceError
+from pipeline.kafka.admin import RETRY_TIERS_S
 from pipeline.kafka.clients import reliable_producer
 from pipeline.topics import TopicNames
 
@@ -23,7 +25,7 @@ log = logging.getLogger(__name__)
 
 class Outbox:
     def __init__(self, settings: Settings):
-        names = TopicNames.from_settings(settings)
+        names = self.names = TopicNames.from_settings(settings)
         self.results_topic = names.results
         self.dead_letters_topic = names.dead_letters
         self._producer = reliable_producer(settings, **{"linger.ms": 20})
@@ -36,6 +38,17 @@ class Outbox:
     def dead_letter(self, key: bytes | None, value: bytes, reason: str, source: str) -> None:
         headers = [("error", reason.encode()), ("source", source.encode())]
         self._produce(self.dead_letters_topic, key, value, headers)
+
+    def defer(self, record: Any, attempt: int, delay_s: float) -> None:
+        """Parks a task of an unordered subscription in a delay topic; the relay sends it back when due."""
+        tier = max([t for t in RETRY_TIERS_S if t <= delay_s] or [RETRY_TIERS_S[0]])
+        due_ms = int((time.time() + delay_s) * 1000)
+        headers = [("source", record.topic.encode()), ("attempt", str(attempt).encode()),
+                   ("due-at", str(due_ms).encode())]
+        self._produce(self.names.retry_tier(tier), record.key, record.value, headers)
+
+    def produce_raw(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        self._produce(topic, key, value, headers)
 
     async def flush(self) -> None:
         remaining = await asyncio.to_thread(self._producer.flush, 30.0)

@@ -89,6 +89,11 @@ def _wait_for_leaders(admin: AdminClient, names: list[str], timeout_s: float) ->
     raise ServiceError(f"topics {names} had no leaders within {timeout_s:.0f} s")
 
 
+# Delay topics for unordered subscriptions (Uber's pattern): a task waits in the largest tier not
+# longer than its delay, so every topic holds messages due in roughly the order they arrived.
+RETRY_TIERS_S = (1, 5, 30, 300, 1800, 7200, 18000, 36000, 86400)
+
+
 def core_topics(settings: Settings) -> list[TopicSpec]:
     names = TopicNames.from_settings(settings)
     return [
@@ -101,6 +106,7 @@ def core_topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(name=names.results, partitions=settings.results_partitions),
         TopicSpec(name=names.routing, partitions=settings.results_partitions),
         TopicSpec(name=names.dead_letters, partitions=1),
+        *(TopicSpec(name=names.retry_tier(tier), partitions=settings.results_partitions) for tier in RETRY_TIERS_S),
     ]
 
 

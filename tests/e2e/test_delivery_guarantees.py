@@ -158,3 +158,25 @@ def test_dead_letters_are_redriven_once_the_endpoint_recovers(stack) -> None:
     assert redriven == 3
     wait_until(lambda: len(sequence(endpoint, path)) >= 9, what="the redriven deliveries")
     assert sequence(endpoint, path)[6:] == [0, 1, 2]
+
+
+def test_unordered_failures_wait_in_a_delay_topic_while_the_rest_flows(stack) -> None:
+    from confluent_kafka import TopicPartition
+
+    from pipeline.kafka.offsets import watermarks
+
+    settings, endpoint, _ = stack
+    _, _, kind, path = subscribe(settings, endpoint, ordering="none", retry_schedule_s=[0, 1, 1])
+    endpoint.answers[path] = [(500, {})]  # the first request fails
+    publish(settings, kind, 4)
+    wait_until(lambda: len(endpoint.receiver.by_path(path)) >= 5, what="the retry")
+    received = [json.loads(d.body)["data"]["n"] for d in endpoint.receiver.by_path(path)]
+    failed = received[0]
+    assert sorted(received[1:]) == [0, 1, 2, 3] and received[-1] == failed  # the others did not wait for it
+    tier = TopicNames.from_settings(settings).retry_tier(1)
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "count"})
+    try:
+        parked = sum(watermarks(consumer, TopicPartition(tier, p))[1] for p in range(settings.results_partitions))
+    finally:
+        consumer.close()
+    assert parked == 1

@@ -1,0 +1,75 @@
+"""Sends tasks waiting in the delay topics back to their endpoint topics when they are due.
+
+A partition whose next task is not due yet is paused (and rewound to that task) until it is;
+the consumer keeps polling meanwhile, so long delays never look like a stuck consumer. Offsets
+are committed only after the tasks sent back are acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from pipeline.config import Settings
+from pipeline.dispatcher.outbox import Outbox
+from pipeline.topics import TopicNames
+
+log = logging.getLogger(__name__)
+
+
+class RetryRelay:
+    def __init__(self, settings: Settings, outbox: Outbox):
+        self.outbox = outbox
+        self.pattern = TopicNames.from_settings(settings).retry_pattern
+        self._resume_at: dict[TopicPartition, float] = {}
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers, group_id=f"{settings.topic_prefix}retry-relay",
+            enable_auto_commit=False, auto_offset_reset="earliest", metadata_max_age_ms=30_000)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        self._consumer.subscribe(pattern=self.pattern)
+        await self._consumer.start()
+        try:
+            while not stopping.is_set():
+                batches = await self._consumer.getmany(timeout_ms=200, max_records=500)
+                sent = {tp: offset for tp, records in batches.items() if (offset := self._send_due(tp, records))}
+                if sent:
+                    await self.outbox.flush()
+                    await self._commit(sent)
+                self._resume_due()
+        finally:
+            await self._consumer.stop()
+
+    def _send_due(self, partition: TopicPartition, records: list) -> int | None:
+        """Sends the due records in order; the first one not due pauses the partition. The offset to commit."""
+        committed = None
+        for record in records:
+            headers = dict(record.headers or ())
+            due = int(headers.get("due-at", b"0")) / 1000
+            if due > time.time():
+                self._consumer.pause(partition)
+                self._consumer.seek(partition, record.offset)
+                self._resume_at[partition] = due
+                break
+            self.outbox.produce_raw(headers["source"].decode(), record.key, record.value,
+                                    [("attempt", headers.get("attempt", b"2"))])
+            committed = record.offset + 1
+        return committed
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:
+            log.warning("relay commit failed; those retries may be sent twice: %s", exc)
+
+    def _resume_due(self) -> None:
+        now = time.time()
+        for partition, due in list(self._resume_at.items()):
+            if due <= now:
+                del self._resume_at[partition]
+                if partition in self._consumer.assignment():
+                    self._consumer.resume(partition)
