@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test bench kafka-start kafka-stop clean
+.PHONY: help install browser run test bench kafka-start kafka-stop clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -20,8 +20,15 @@ $(VENV)/.installed: pyproject.toml
 run: install ## Start Kafka, the router, dispatcher, results service and admin API; Ctrl-C stops all
 	$(VENV)/bin/pipeline run
 
-test: install ## Run every test against a real Kafka broker and embedded ClickHouse
+test: install browser ## Run every test against a real Kafka broker and embedded ClickHouse
 	$(PY) -m pytest
+
+# The dashboard is tested in a real headless browser: Debian's chromium, installed once.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
+	  else sudo apt-get update -q && sudo apt-get install -y -q chromium; fi; } \
+	  || echo "chromium could not be installed: the dashboard's browser test will be skipped"
 
 bench: install ## End-to-end deliveries/s and latency beside the raw HTTP client rate
 	$(PY) -m bench.pipeline

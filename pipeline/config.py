@@ -40,6 +40,7 @@ class Settings(BaseSettings):
         description="chdb:///<dir> for embedded ClickHouse, http(s)://... for a server; empty means embedded under data_dir.",
     )
     clickhouse_database: str = "webhooks"
+    results_retention_days: int = Field(90, ge=1, description="Attempts and routing decisions are kept this long.")
 
     secrets_key: SecretStr | None = Field(
         None, description="Fernet key sealing subscription secrets at rest; a local key file when unset.")

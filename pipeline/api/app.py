@@ -11,11 +11,11 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any, AsyncIterator
 
-import httpx
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from pipeline.api.auth import Caller, caller_from, load_tokens
+from pipeline.api.auth import caller_from, load_tokens
+from pipeline.api.stats_routes import mount_dashboard, stats_router
 from pipeline.api.subscription_routes import recovery_router, subscription_router
 from pipeline.config import Settings
 from pipeline.errors import InvalidInput
@@ -72,18 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def healthz() -> dict[str, Any]:
         return {"ok": True, "subscriptions": len(table.rows)}
 
-    @app.get("/v1/stats")
-    async def stats(subscription_id: str | None = None, who: Caller = Depends(caller)) -> Any:
-        params = {"subscription_id": subscription_id} if subscription_id else {}
-        async with httpx.AsyncClient(timeout=10) as client:
-            try:
-                response = await client.get(f"{results_url}/v1/stats", params=params)
-            except httpx.TransportError as exc:
-                raise HTTPException(503, f"the results service at {results_url} is not answering: {exc}") from exc
-        body = response.json()
-        if response.status_code == 200 and not who.is_admin:
-            mine = {s.id for s in table.all() if who.sees(s)}
-            body["subscriptions"] = [row for row in body["subscriptions"] if row["subscription_id"] in mine]
-        return JSONResponse(body, status_code=response.status_code)
+    app.include_router(stats_router(results_url, caller))
+    mount_dashboard(app)
 
     return app

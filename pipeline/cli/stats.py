@@ -1,4 +1,10 @@
-"""`pipeline stats`: delivery statistics per subscription, asked of the results service."""
+"""`pipeline stats`: delivery statistics, asked of the results service.
+
+`pipeline stats` alone prints the all-time table per subscription; its subcommands answer the
+other questions: `traffic` (over time), `summary` (per key over a range), `last` (the last
+attempts of a subscription), `errors` (the error log and its reasons), `routing` (drops by reason).
+Times: ISO 8601, `now`, or an age such as 15m, 2h, 7d.
+"""
 
 from __future__ import annotations
 
@@ -12,46 +18,123 @@ from rich.table import Table
 from pipeline.cli.output import console, errors
 from pipeline.config import Settings
 from pipeline.errors import ServiceError
-from pipeline.results.client import fetch_stats
+from pipeline.results.client import fetch, fetch_stats
+
+stats_app = typer.Typer(help="Delivery statistics from the results service.", no_args_is_help=False)
+
+SINCE = typer.Option("1h", "--since", help="Start: ISO 8601, `now` or an age (15m, 2h, 7d).")
+UNTIL = typer.Option(None, "--until", help="End (default: now).")
+BY = typer.Option("subscription_id", "--by", help="subscription_id, tenant, event_type, outcome or status.")
+SUBSCRIPTION = typer.Option(None, "--subscription", help="Only this subscription id.")
+TENANT = typer.Option(None, "--tenant", help="Only this tenant.")
+EVENT_TYPE = typer.Option(None, "--event-type", help="Only this event type.")
+RESULTS_URL = typer.Option(None, "--results-url", help="The results service's query server (default: the group's).")
+STEP = typer.Option(None, "--step", help="Seconds per row, a multiple of 60 (default: automatic).")
+LIMIT_HELP = "How many attempts to list."
 
 
 def default_results_url() -> str:
     return f"http://127.0.0.1:{Settings().results_port}"
 
 
-def stats(
-    subscription: str | None = typer.Option(None, "--subscription", help="Only this subscription id."),
+@stats_app.callback(invoke_without_command=True)
+def overview(
+    ctx: typer.Context,
+    subscription: str | None = SUBSCRIPTION,
     results_url: str = typer.Option(
         default_factory=default_results_url,
         show_default="http://127.0.0.1:<results port of the settings>",
         help="The results service's query server.",
     ),
 ) -> None:
-    """Delivered, failed and attempted deliveries, and latency percentiles, per subscription."""
-    try:
-        rows = fetch_stats(results_url, subscription)
-    except ServiceError as exc:
-        # Exit 1, not output.fail's 2: the input was fine, a service is missing.
-        errors.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(1) from exc
+    """Delivered, failed and attempted deliveries, and latency percentiles, per subscription (all time)."""
+    ctx.obj = {"results_url": results_url}
+    if ctx.invoked_subcommand is not None:
+        return
+    rows = _answer(lambda: fetch_stats(results_url, subscription))
     if not rows:
         typer.echo("No delivery attempts recorded yet." if subscription is None else f"No attempts for {subscription}.")
         return
     console.print(stats_table(rows))
 
 
+@stats_app.command("traffic")
+def traffic(ctx: typer.Context, since: str = SINCE, until: str | None = UNTIL,
+            step: int | None = STEP, by: str = BY, subscription: str | None = SUBSCRIPTION, tenant: str | None = TENANT,
+            event_type: str | None = EVENT_TYPE, results_url: str | None = RESULTS_URL) -> None:
+    """Attempts, failures, error rate and latency per time step and key (quiet steps left out)."""
+    query = {"from": since, "to": until, "step": str(step) if step else None, "by": by,
+             "subscription_id": subscription, "tenant": tenant, "event_type": event_type}
+    body = _answer(lambda: fetch(_url(ctx, results_url), "/v1/stats/traffic", query))
+    rows = [[_utc(time), s["key"], s["attempts"][i], s["failed"][i], _percent(s["error_rate"][i]),
+             _millis(s["p50_ms"][i]), _millis(s["p95_ms"][i]), _millis(s["p99_ms"][i])]
+            for s in body["series"] for i, time in enumerate(body["times"]) if s["attempts"][i]]
+    rows.sort(key=lambda row: (row[0], row[1]))
+    _print(f"Traffic by {body['by']}, steps of {body['step_s']} s", ["time", body["by"], "attempts", "failed",
+           "error rate", "p50 ms", "p95 ms", "p99 ms"], rows, "No attempts in this range.")
+
+
+@stats_app.command("summary")
+def summary(ctx: typer.Context, since: str = SINCE, until: str | None = UNTIL, by: str = BY,
+            subscription: str | None = SUBSCRIPTION, tenant: str | None = TENANT,
+            event_type: str | None = EVENT_TYPE, results_url: str | None = RESULTS_URL) -> None:
+    """Totals per key over a time range: outcomes, status classes, retries, latency."""
+    query = {"from": since, "to": until, "by": by, "subscription_id": subscription, "tenant": tenant,
+             "event_type": event_type}
+    body = _answer(lambda: fetch(_url(ctx, results_url), "/v1/stats/summary", query))
+    rows = [[row["key"], row["attempts"], row["succeeded"], row["failed"], _percent(row["error_rate"]),
+             row["succeeded_on_retry"], _millis(row["p50_ms"]), _millis(row["p95_ms"]), _millis(row["p99_ms"]),
+             _counts(row["statuses"])] for row in body["rows"]]
+    _print(f"Since {_utc(body['from'])}, by {body['by']}", [body["by"], "attempts", "succeeded", "failed",
+           "error rate", "ok on retry", "p50 ms", "p95 ms", "p99 ms", "statuses"], rows, "No attempts in this range.")
+
+
+@stats_app.command("last")
+def last(ctx: typer.Context, subscription: str | None = SUBSCRIPTION, tenant: str | None = TENANT,
+         limit: int = typer.Option(10, "--limit", help=LIMIT_HELP), results_url: str | None = RESULTS_URL) -> None:
+    """The last attempts of a subscription (or of all), newest first."""
+    query = {"subscription_id": subscription, "tenant": tenant, "limit": str(limit)}
+    body = _answer(lambda: fetch(_url(ctx, results_url), "/v1/attempts", query))
+    rows = [[_utc(a["started_at"]), a["subscription_id"], a["event_type"], a["attempt"], a["status_code"] or "-",
+             a["outcome"], _millis(a["latency_ms"]), (a["error"] or a["response_body"] or "")[:60]]
+            for a in body["attempts"]]
+    headings = ["time", "subscription", "event type", "try", "status", "outcome", "ms", "error or response"]
+    _print("Last attempts", headings, rows, "No attempts recorded.")
+
+
+@stats_app.command("errors")
+def error_log(ctx: typer.Context, since: str = SINCE, until: str | None = UNTIL,
+              subscription: str | None = SUBSCRIPTION, tenant: str | None = TENANT,
+              event_type: str | None = EVENT_TYPE, limit: int = typer.Option(20, "--limit", help=LIMIT_HELP),
+              results_url: str | None = RESULTS_URL) -> None:
+    """Why attempts failed (counts per reason), then the failed attempts, newest first."""
+    query = {"from": since, "to": until, "subscription_id": subscription, "tenant": tenant, "event_type": event_type,
+             "limit": str(limit)}
+    body = _answer(lambda: fetch(_url(ctx, results_url), "/v1/errors", query))
+    reasons = [[r["outcome"], r["status_code"] or "-", r["reason"], r["attempts"], r["events"],
+                _utc(r["last_seen"])] for r in body["reasons"]]
+    _print("Failure reasons", ["outcome", "status", "reason", "attempts", "events", "last seen"], reasons,
+           "No failed attempts in this range.")
+    failed = [[_utc(e["started_at"]), e["subscription_id"], e["event_id"], e["attempt"], e["outcome"],
+               e["status_code"] or "-", (e["error"] or "")[:60]] for e in body["errors"]]
+    if failed:
+        _print("Error log", ["time", "subscription", "event", "try", "outcome", "status", "error"], failed, "")
+
+
+@stats_app.command("routing")
+def routing(ctx: typer.Context, since: str = SINCE, until: str | None = UNTIL, tenant: str | None = TENANT,
+            event_type: str | None = EVENT_TYPE, results_url: str | None = RESULTS_URL) -> None:
+    """Events routed, and events dropped by reason (no_match, paused, filtered, invalid)."""
+    query = {"from": since, "to": until, "tenant": tenant, "event_type": event_type}
+    body = _answer(lambda: fetch(_url(ctx, results_url), "/v1/stats/routing", query))
+    rows = [[row["outcome"], row["reason"] or "-", row["decisions"], row["routes"]] for row in body["totals"]]
+    _print(f"Routing since {_utc(body['from'])}", ["outcome", "reason", "events", "deliveries"], rows,
+           "No routing decisions in this range.")
+
+
 def stats_table(rows: list[dict[str, Any]]) -> Table:
-    cells = [
-        [
-            str(row["delivered"]),
-            str(row["failed"]),
-            str(row["attempts"]),
-            _millis(row["p50_ms"]),
-            _millis(row["p99_ms"]),
-            _utc_seconds(row["last_attempt_at"]),
-        ]
-        for row in rows
-    ]
+    cells = [[str(row["delivered"]), str(row["failed"]), str(row["attempts"]), _millis(row["p50_ms"]),
+              _millis(row["p99_ms"]), _utc(row["last_attempt_at"])] for row in rows]
     table = Table(title="Deliveries per subscription")
     table.add_column("subscription", min_width=12, overflow="fold")  # long ids fold, never cut short
     for index, heading in enumerate(("delivered", "failed", "attempts", "p50 ms", "p99 ms")):
@@ -59,20 +142,55 @@ def stats_table(rows: list[dict[str, Any]]) -> Table:
         widest = max([len(heading)] + [len(row[index]) for row in cells])
         table.add_column(heading, justify="right", min_width=widest)
     table.add_column("last attempt", overflow="fold")
-    for row, row_cells in zip(rows, cells):
+    for row, row_cells in zip(rows, cells, strict=True):
         table.add_row(row["subscription_id"], *row_cells)
     return table
+
+
+def _url(ctx: typer.Context, results_url: str | None) -> str:
+    return results_url or ctx.obj["results_url"]
+
+
+def _answer(call: Any) -> Any:
+    try:
+        return call()
+    except ServiceError as exc:
+        # Exit 1, not output.fail's 2: the input was fine, a service is missing (or refused a parameter).
+        errors.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from exc
+
+
+def _print(title: str, headings: list[str], rows: list[list[Any]], empty: str) -> None:
+    if not rows:
+        typer.echo(empty)
+        return
+    table = Table(title=title)
+    for index, heading in enumerate(headings):
+        numeric = all(isinstance(row[index], (int, float)) for row in rows)
+        # Numbers right-aligned and never cut; text folds.
+        table.add_column(heading, justify="right" if numeric else "left", overflow="fold", no_wrap=numeric)
+    for row in rows:
+        table.add_row(*(escape(str(cell)) for cell in row))
+    console.print(table)
 
 
 def _millis(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def _utc_seconds(iso_time: str | None) -> str:
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate * 100:.1f} %"
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {count}" for name, count in sorted(counts.items()) if count)
+
+
+def _utc(iso_time: str | None) -> str:
     if not iso_time:
         return "-"
     return datetime.fromisoformat(iso_time).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def register(app: typer.Typer) -> None:
-    app.command("stats")(stats)
+    app.add_typer(stats_app, name="stats")

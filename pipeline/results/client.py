@@ -19,6 +19,12 @@ def fetch_stats(
     return list(body["subscriptions"])
 
 
+def fetch(base_url: str, path: str, query: dict[str, str | None] | None = None, *,
+          timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+    """Any query route's JSON answer (see query_api for the routes); unset parameters are left out."""
+    return _get(base_url, path, query or {}, timeout_s)
+
+
 def count_attempts(
     base_url: str,
     subscription_id: str | None = None,
@@ -55,6 +61,9 @@ def _get(base_url: str, path: str, query: dict[str, str | None], timeout_s: floa
 
 def _reason(response: httpx.Response) -> str:
     try:
-        return str(response.json().get("error", response.text))
+        error = response.json().get("error", response.text)
     except ValueError:
         return response.text[:200]
+    if isinstance(error, dict):  # a refused parameter: {"field", "problem"}
+        return f"{error.get('field')}: {error.get('problem')}"
+    return str(error)

@@ -1,50 +1,58 @@
 """The results service's HTTP query server, for the processes that cannot open the store.
 
 Embedded chdb lets one process only open its data directory: the CLI, the admin API and
-tests ask this server instead. Routes:
+tests ask this server instead. Times are ISO 8601, `now`, or an age (`15m`, `2h`, `7d`);
+`from` defaults to an hour before `to`, `to` to now, `step` (seconds, a multiple of 60) to
+about 120 points. Filters: subscription_id, tenant, event_type, outcome, status (`2xx`...,
+`none`). `by`: subscription_id, tenant, event_type, outcome or status. Routes:
 
-    GET /healthz                                           {"ok": true}
-    GET /v1/stats[?subscription_id=]                       {"subscriptions": [row, ...]}
+    GET /healthz                                      {"ok": true}
+    GET /v1/stats[?subscription_id=&tenant=]          {"subscriptions": [{subscription_id, attempts, delivered,
+                                                        failed, p50_ms, p99_ms, last_attempt_at}]}   (all time)
+    GET /v1/stats/traffic?from&to&step&by&filters     {from, to, step_s, times: [iso], by, series: [{key,
+                                                        attempts: [n], succeeded, failed, error_rate, p50_ms,
+                                                        p95_ms, p99_ms}]}   (one value per time)
+    GET /v1/stats/summary?from&to&by&filters          {from, to, by, rows: [{key, attempts,
+                                                        succeeded, failed, error_rate, retry_attempts,
+                                                        succeeded_on_retry, p50_ms, p95_ms, p99_ms,
+                                                        mean_latency_ms, max_latency_ms, request_bytes,
+                                                        response_bytes, outcomes: {}, statuses: {},
+                                                        last_attempt_at}]}
+    GET /v1/stats/routing?from&to&step&tenant&event_type
+                                                      {from, to, step_s, times, series: [{key: routed or a drop
+                                                        reason, decisions: [n], routes: [n]}],
+                                                        totals: [{outcome, reason, decisions, routes}]}
+    GET /v1/attempts[?subscription_id=&tenant=&limit=10]   {"attempts": [attempt, newest first]}
+    GET /v1/errors?from&to&subscription_id&tenant&event_type&limit=50
+                                                      {from, to, errors: [failed attempt, newest first],
+                                                        reasons: [{outcome, status_code, reason, attempts,
+                                                        events, subscriptions, last_seen}]}
     GET /v1/attempts/count[?subscription_id=&outcome=]     {"count": n}
+
+Bad parameters answer 422 {"error": {"field", "problem"}}; a failing store 503 {"error": reason}.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from datetime import datetime, timezone
 from typing import Any
 
 from aiohttp import web
 
+from pipeline.errors import InvalidInput
+from pipeline.results.queries import StatsQueries, json_safe, json_safe_row
 from pipeline.results.store import AsyncResultsStore
+
+__all__ = ["bound_port", "create_query_app", "json_safe", "json_safe_row", "start_query_server"]
 
 logger = logging.getLogger(__name__)
 
 STORE_KEY = web.AppKey("store", AsyncResultsStore)
-
-
-def json_safe(value: Any) -> Any:
-    """Datetimes as ISO 8601 in UTC; NaN and infinities (no JSON for them) as null."""
-    if isinstance(value, datetime):
-        aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-        return aware.astimezone(timezone.utc).isoformat()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def json_safe_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {name: json_safe(value) for name, value in row.items()}
+QUERIES_KEY = web.AppKey("queries", StatsQueries)
 
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
-
-
-async def stats(request: web.Request) -> web.Response:
-    rows = await request.app[STORE_KEY].stats(request.query.get("subscription_id"))
-    return web.json_response({"subscriptions": [json_safe_row(row) for row in rows]})
 
 
 async def count_attempts(request: web.Request) -> web.Response:
@@ -54,23 +62,41 @@ async def count_attempts(request: web.Request) -> web.Response:
     return web.json_response({"count": count})
 
 
+def _answer(method_name: str) -> Any:
+    """A handler answering with StatsQueries.<method_name>(the request's query parameters)."""
+
+    async def handler(request: web.Request) -> web.Response:
+        method = getattr(request.app[QUERIES_KEY], method_name)
+        return web.json_response(await method(request.query))
+
+    return handler
+
+
 @web.middleware
-async def store_errors_as_json(request: web.Request, handler: Any) -> web.StreamResponse:
-    """A failing query answers 503 with a JSON reason, so clients can show it."""
+async def errors_as_json(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Bad parameters answer 422 naming the field; a failing query 503 with its reason."""
     try:
         return await handler(request)
     except web.HTTPException:
         raise
+    except InvalidInput as exc:
+        return web.json_response({"error": {"field": exc.field, "problem": exc.problem}}, status=422)
     except Exception as exc:
         logger.exception("query %s failed", request.path_qs)
         return web.json_response({"error": f"results store query failed: {exc}"}, status=503)
 
 
 def create_query_app(store: AsyncResultsStore) -> web.Application:
-    app = web.Application(middlewares=[store_errors_as_json])
+    app = web.Application(middlewares=[errors_as_json])
     app[STORE_KEY] = store
+    app[QUERIES_KEY] = StatsQueries(store)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/v1/stats", stats)
+    app.router.add_get("/v1/stats", _answer("subscriptions"))
+    app.router.add_get("/v1/stats/traffic", _answer("traffic"))
+    app.router.add_get("/v1/stats/summary", _answer("summary"))
+    app.router.add_get("/v1/stats/routing", _answer("routing"))
+    app.router.add_get("/v1/attempts", _answer("last_attempts"))
+    app.router.add_get("/v1/errors", _answer("errors"))
     app.router.add_get("/v1/attempts/count", count_attempts)
     return app
 

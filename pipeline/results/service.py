@@ -1,7 +1,11 @@
 """The results service's composition root: store, sink and query server in one process.
 
 One process, because embedded chdb lets only one process open its data directory: the process
-that writes attempts must also answer the queries about them.
+that writes results must also answer the queries about them.
+
+A ClickHouse server that does not answer at start is waited for, with backoff: the query
+server answers meanwhile (its queries fail with the reason), and the results wait in Kafka.
+An embedded store that cannot be opened is an error at once: nothing would fix it by waiting.
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ from pipeline import eventloop
 from pipeline.config import Settings
 from pipeline.kafka.admin import admin_client, core_topics, ensure_topics
 from pipeline.results.query_api import bound_port, start_query_server
-from pipeline.results.sink import ResultsSink
-from pipeline.results.store import AsyncResultsStore, ResultsStore, redacted_dsn
+from pipeline.results.sink import ResultsSink, RetryPolicy, retry_delays
+from pipeline.results.store import DEFAULT_RETENTION_DAYS, AsyncResultsStore, ResultsStore, redacted_dsn
 from pipeline.topics import TopicNames
 
 logger = logging.getLogger(__name__)
@@ -23,28 +27,54 @@ logger = logging.getLogger(__name__)
 QUERY_HOST = "127.0.0.1"
 
 
-async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
+def results_store(settings: Settings) -> ResultsStore:
+    # getattr: the retention setting may not exist in every Settings version yet.
+    retention_days = settings.results_retention_days
+    return ResultsStore(settings.resolved_clickhouse_dsn, settings.clickhouse_database, retention_days)
+
+
+async def run(settings: Settings, stop: asyncio.Event | None = None, *, retry: RetryPolicy = RetryPolicy()) -> None:
     """Runs until stop is set, or until the sink fails (then raises, for a supervisor to restart)."""
     stop = stop or asyncio.Event()
-    await asyncio.to_thread(_ensure_results_topic, settings)
-    store = AsyncResultsStore(ResultsStore(settings.resolved_clickhouse_dsn, settings.clickhouse_database))
+    await asyncio.to_thread(_ensure_topics, settings)
+    store = AsyncResultsStore(results_store(settings))
     try:
-        await store.create_schema()
+        if store.store.embedded:
+            await store.connect()  # fails now if another process has the directory
         runner = await start_query_server(store, QUERY_HOST, settings.results_port)
         logger.info(
             "results service: store %s, database %s, queries at http://%s:%d",
-            redacted_dsn(settings.resolved_clickhouse_dsn),
-            settings.clickhouse_database,
-            QUERY_HOST,
+            redacted_dsn(settings.resolved_clickhouse_dsn), settings.clickhouse_database, QUERY_HOST,
             bound_port(runner),
         )
         try:
-            await _sink_until_stopped(ResultsSink(settings, store), stop)
+            if await _schema_ready(store, stop, retry):
+                await _sink_until_stopped(ResultsSink(settings, store, retry=retry), stop)
         finally:
             await runner.cleanup()
     finally:
         store.close()
     logger.info("results service stopped")
+
+
+async def _schema_ready(store: AsyncResultsStore, stop: asyncio.Event, retry: RetryPolicy) -> bool:
+    """Creates or migrates the schema, waiting for a ClickHouse server; False if stopped first."""
+    for delay_s in retry_delays(retry):
+        try:
+            applied = await store.create_schema()
+            if applied:
+                logger.info("schema migrations applied: %s", ", ".join(applied))
+            return True
+        except Exception as exc:  # each ClickHouse transport raises its own types
+            if store.store.embedded:
+                raise  # an embedded store that fails now fails the same way after any wait
+            logger.warning("ClickHouse is not ready, retrying in %.1f s: %s", delay_s, exc)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=delay_s)
+            return False
+        except TimeoutError:
+            pass
+    raise AssertionError("retry_delays never ends")
 
 
 async def _sink_until_stopped(sink: ResultsSink, stop: asyncio.Event) -> None:
@@ -58,10 +88,10 @@ async def _sink_until_stopped(sink: ResultsSink, stop: asyncio.Event) -> None:
         await sink_task  # re-raises what ended the sink, if it failed on its own
 
 
-def _ensure_results_topic(settings: Settings) -> None:
+def _ensure_topics(settings: Settings) -> None:
     """Made here too, so the sink never waits on a topic nobody created yet."""
-    results = TopicNames.from_settings(settings).results
-    specs = [spec for spec in core_topics(settings) if spec.name == results]
+    names = TopicNames.from_settings(settings)
+    specs = [spec for spec in core_topics(settings) if spec.name in (names.results, names.routing)]
     ensure_topics(admin_client(settings.kafka_bootstrap_servers), specs)
 
 

@@ -1,8 +1,15 @@
-"""The results sink: delivery attempts from the results topic into the results store.
+"""The results sink: delivery attempts and routing decisions from Kafka into the results store.
 
-At least once: offsets are committed only after the batch that holds them is stored, and a
-failed insert is retried, with backoff, until it succeeds or the sink is stopped. A crash or a
-rebalance between insert and commit means those attempts are read, and stored, once more.
+Exactly once in the store, at least once from Kafka. Each batch is cut into one chunk per
+topic partition; for each chunk the sink
+  1. commits an *intent*: the chunk's start offset, with its end in the commit metadata,
+  2. inserts the chunk with a deduplication token named after its offsets,
+  3. commits the chunk's end.
+A crash, a stop or a rebalance between 1 and 3 leaves the intent committed; the next reader of
+that partition (this sink after a restart, or another member of the group) inserts exactly that
+range again under the same token, and ClickHouse skips it in the table and in every rollup
+fed by it. A failing insert is retried with backoff, without reading further, until it succeeds
+or the sink is stopped: meanwhile the results wait in Kafka.
 """
 
 from __future__ import annotations
@@ -12,17 +19,17 @@ import logging
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
-from pipeline.codec import codec
 from pipeline.config import Settings
-from pipeline.errors import CodecError, InvalidInput
-from pipeline.results.store import AsyncResultsStore, check_storable
-from pipeline.topics import TopicNames
+from pipeline.results.chunks import Batch, Chunk, Intent
+from pipeline.results.intents import committed_intents, intent_metadata
+from pipeline.results.store import AsyncResultsStore
+from pipeline.results.streams import streams_by_topic
 
 logger = logging.getLogger(__name__)
 
@@ -52,109 +59,177 @@ def results_group_id(settings: Settings) -> str:
     return f"{settings.topic_prefix}results-sink"
 
 
-def decode_attempt(message: ConsumerRecord) -> dict[str, Any] | None:
-    """The message's delivery attempt, or None (logged) if it cannot be decoded or stored."""
-    try:
-        if not message.value:
-            raise CodecError("empty message")
-        return check_storable(codec("delivery_attempt").decode(message.value))
-    except (CodecError, InvalidInput) as exc:
-        # Skipped, not retried: the same bytes would fail the same way forever.
-        logger.warning(
-            "skipping message %s[%d]@%d: %s", message.topic, message.partition, message.offset, exc
-        )
-        return None
+class _Reassignments(ConsumerRebalanceListener):
+    """Tells the sink when its partitions change hands: what it read before may be read again."""
 
+    def __init__(self, sink: ResultsSink):
+        self.sink = sink
 
-@dataclass
-class Batch:
-    """Consumed messages not yet stored: their rows, and the offsets to commit once stored."""
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.sink.reassigned()
 
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
-    messages: int = 0
-
-    def add(self, message: ConsumerRecord) -> None:
-        self.messages += 1
-        # Undecodable messages still advance the offset, so they are not read again.
-        self.next_offsets[TopicPartition(message.topic, message.partition)] = message.offset + 1
-        row = decode_attempt(message)
-        if row is not None:
-            self.rows.append(row)
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.sink.reassigned()
 
 
 class ResultsSink:
-    """Consumes the results topic into the store until stop() is called."""
+    """Consumes the results and routing topics into the store until stop() is called."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: AsyncResultsStore,
-        *,
-        batching: BatchPolicy = BatchPolicy(),
-        retry: RetryPolicy = RetryPolicy(),
-    ):
+    def __init__(self, settings: Settings, store: AsyncResultsStore, *,
+                 batching: BatchPolicy = BatchPolicy(), retry: RetryPolicy = RetryPolicy()):
         self._settings = settings
         self._store = store
         self._batching = batching
         self._retry = retry
+        self._streams = streams_by_topic(settings)
         self._stopping = asyncio.Event()
+        # Bumped on every rebalance: positions go back to the committed offsets, so whatever
+        # was read under an older generation is read again and must not be stored.
+        self._generation = 0
+        self._checked: set[TopicPartition] = set()  # partitions whose intents are known this generation
+        self._intents: dict[TopicPartition, Intent] = {}
 
     def stop(self) -> None:
-        """Asks run() to return; a batch not yet stored is not committed, so it is read again later."""
+        """Asks run() to return; a chunk not yet stored is not committed, so it is read again later."""
         self._stopping.set()
+
+    def reassigned(self) -> None:
+        self._generation += 1
+        self._checked.clear()
+        self._intents.clear()
 
     async def run(self) -> None:
         consumer = self._consumer()
         await consumer.start()
         try:
+            consumer.subscribe(list(self._streams), listener=_Reassignments(self))
             while not self._stopping.is_set():
                 batch = await self._collect(consumer)
-                if batch.messages and await self._store_batch(batch):
-                    await self._commit(consumer, batch)
+                # An incomplete batch (stopped while an interrupted chunk was being read again)
+                # is dropped: stored, it would carry a different token than the first insert.
+                if batch.chunks and batch.complete:
+                    await self._store_batch(consumer, batch)
         finally:
             await consumer.stop()
 
     def _consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
-            TopicNames.from_settings(self._settings).results,
             bootstrap_servers=self._settings.kafka_bootstrap_servers,
             group_id=results_group_id(self._settings),
             client_id="results-sink",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            # Attempts of an aborted transaction never happened; without transactions this is a no-op.
+            # Records of an aborted transaction never happened; without transactions this is a no-op.
             isolation_level="read_committed",
+            # A crashed sink's partitions pass to its successor after this long (the broker's minimum).
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=2000,
         )
 
+    def _decode(self, message: ConsumerRecord) -> dict[str, Any]:
+        return self._streams[message.topic].decode(message.value)
+
     async def _collect(self, consumer: AIOKafkaConsumer) -> Batch:
-        """Messages until the batch is full or max_wait_s has passed since its first message."""
-        batch = Batch()
+        """Messages until the batch is full or max_wait_s has passed since its first message,
+        and in any case until every interrupted chunk it holds is whole again."""
+        batch = Batch(self._decode, self._generation)
         window_ends: float | None = None
-        while batch.messages < self._batching.max_messages and not self._stopping.is_set():
-            wait_s = self._batching.idle_poll_s if window_ends is None else window_ends - time.monotonic()
-            if wait_s <= 0:
+        while not self._stopping.is_set():
+            if window_ends is not None and batch.complete and (
+                    batch.messages >= self._batching.max_messages or time.monotonic() >= window_ends):
                 break
-            fetched = await consumer.getmany(
-                timeout_ms=math.ceil(wait_s * 1000), max_records=self._batching.max_messages - batch.messages
-            )
-            for messages in fetched.values():
-                for message in messages:
-                    batch.add(message)
+            wait_s = self._batching.idle_poll_s if window_ends is None else window_ends - time.monotonic()
+            # An interrupted chunk is read whole even past the batch size: it must match its first insert.
+            room = self._batching.max_messages - batch.messages if batch.complete else self._batching.max_messages
+            fetched = await consumer.getmany(timeout_ms=math.ceil(max(wait_s, 0.01) * 1000), max_records=max(room, 1))
+            generation = self._generation
+            if not await self._learn_intents(consumer, fetched):
+                continue  # a rebalance during the lookup: these messages will be read again
+            if batch.generation != generation:
+                batch, window_ends = Batch(self._decode, generation), None
+            if self._add(consumer, batch, fetched) and batch.complete:
+                break  # a partition's next chunk starts here: it goes in the next batch
             if window_ends is None and batch.messages:
                 window_ends = time.monotonic() + self._batching.max_wait_s
         return batch
 
-    async def _store_batch(self, batch: Batch) -> bool:
-        """True once the batch is stored; False if the sink was stopped before it could be."""
-        if not batch.rows:
+    async def _learn_intents(self, consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, Any]) -> bool:
+        """Looks up the pending intents of newly assigned partitions; False if a rebalance came meanwhile."""
+        if all(tp in self._checked for tp in fetched):
             return True
+        generation = self._generation
+        unchecked = [tp for tp in consumer.assignment() if tp not in self._checked]
         for delay_s in retry_delays(self._retry):
             try:
-                await self._store.insert_attempts(batch.rows)
+                intents = await asyncio.to_thread(committed_intents, self._settings.kafka_bootstrap_servers,
+                                                  results_group_id(self._settings), unchecked)
+                break
+            except Exception as exc:  # the broker is away: nothing can be committed either, so wait
+                logger.warning("reading committed offsets failed, retrying in %.1f s: %s", delay_s, exc)
+            if await self._stop_requested_within(delay_s):
+                return False
+        if self._generation != generation:
+            return False
+        self._checked.update(unchecked)
+        self._intents.update(intents)
+        for tp, intent in intents.items():
+            logger.info("replaying the interrupted chunk %s[%d] %d..%d", tp.topic, tp.partition,
+                        intent.start, intent.end)
+        return True
+
+    def _add(self, consumer: AIOKafkaConsumer, batch: Batch,
+             fetched: dict[TopicPartition, list[ConsumerRecord]]) -> bool:
+        """Adds the fetched messages; True if some were left for the next batch (and will be read again)."""
+        left = False
+        for tp, messages in fetched.items():
+            if tp in self._intents and tp not in batch.chunks:
+                batch.expect(tp, self._intents[tp])
+            for message in messages:
+                if not batch.add(message):
+                    consumer.seek(tp, message.offset)  # it starts the partition's next chunk
+                    left = True
+                    break
+        return left
+
+    async def _store_batch(self, consumer: AIOKafkaConsumer, batch: Batch) -> None:
+        if not await self._commit(consumer, batch, intent=True):
+            if batch.generation == self._generation:
+                for tp, chunk in batch.chunks.items():
+                    consumer.seek(tp, chunk.start)  # nothing was inserted: read it all again
+            return
+        for tp, chunk in batch.chunks.items():
+            if not await self._insert(tp, chunk):
+                return  # stopped while the store failed: the intents stay for the next reader
+            self._intents.pop(tp, None)
+        await self._commit(consumer, batch, intent=False)
+
+    async def _commit(self, consumer: AIOKafkaConsumer, batch: Batch, *, intent: bool) -> bool:
+        if batch.generation != self._generation:
+            return False  # the partitions were reassigned: their next reader follows the committed intents
+        offsets = {tp: (chunk.start, intent_metadata(chunk.end)) if intent else (chunk.end, "")
+                   for tp, chunk in batch.chunks.items()}
+        try:
+            await consumer.commit(offsets)
+            return True
+        except KafkaError as exc:
+            # Not fatal either way: without its intent a chunk is not inserted; without its end
+            # commit it is inserted again under the same token, which ClickHouse skips.
+            logger.warning("committing %s of %d messages failed: %s", "intents" if intent else "ends",
+                           batch.messages, exc)
+            return False
+
+    async def _insert(self, tp: TopicPartition, chunk: Chunk) -> bool:
+        """True once the chunk is stored; False if the sink was stopped before it could be."""
+        if not chunk.rows:
+            return True
+        stream = self._streams[tp.topic]
+        for delay_s in retry_delays(self._retry):
+            try:
+                await self._store.insert_rows(stream.table, stream.columns, chunk.rows, chunk.token(tp))
                 return True
             except Exception as exc:  # each ClickHouse transport raises its own types; all are retried
-                logger.warning("storing %d attempts failed, retrying in %.1f s: %s", len(batch.rows), delay_s, exc)
+                logger.warning("storing %d rows in %s failed, retrying in %.1f s: %s",
+                               len(chunk.rows), stream.table, delay_s, exc)
             if await self._stop_requested_within(delay_s):
                 return False
         raise AssertionError("retry_delays never ends")
@@ -165,17 +240,3 @@ class ResultsSink:
         except TimeoutError:
             return False
         return True
-
-    async def _commit(self, consumer: AIOKafkaConsumer, batch: Batch) -> None:
-        # A partition taken away by a rebalance cannot be committed here; its new owner reads
-        # it again from the last commit, which stores those attempts twice but loses none.
-        assigned = consumer.assignment()
-        offsets = {tp: offset for tp, offset in batch.next_offsets.items() if tp in assigned}
-        try:
-            if offsets:
-                await consumer.commit(offsets)
-        except KafkaError as exc:
-            # Not fatal: the next batch's commit covers these offsets too.
-            logger.warning(
-                "commit after storing %d attempts failed; a restart now would store them again: %s", len(batch.rows), exc
-            )

@@ -1,117 +1,143 @@
-"""The results store: delivery attempts in a ClickHouse table, and the statistics over them.
+"""The results store: delivery attempts and routing decisions in ClickHouse, and queries over them.
 
 The same code and SQL serve embedded chdb (a `chdb:///<dir>` DSN) and a ClickHouse server
 (an `http(s)://` DSN). chdb lets only one process open a data directory, so in embedded mode
-the process that writes attempts is also the one that must answer queries about them.
+the process that writes results is also the one that must answer queries about them.
+The schema lives in deploy/clickhouse/schema (see migrations) and the statistics queries in
+deploy/clickhouse/queries, so what the API runs is what a person can paste.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import lru_cache, partial
-from pathlib import Path
 from typing import Any, Callable, TypeVar
 from urllib.parse import urlsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from pipeline.codec import codec
+from pipeline.config import PROJECT_ROOT
 from pipeline.errors import InvalidInput, ServiceError
+from pipeline.results.migrations import migrate
+from pipeline.results.streams import ATTEMPTS, schema_fields
 
-SCHEMA_SQL = Path(__file__).with_name("schema.sql")
-TABLE = "delivery_attempts"
+QUERY_DIR = PROJECT_ROOT / "deploy" / "clickhouse" / "queries"
+TABLE = ATTEMPTS.table
 DATABASE_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+DEFAULT_RETENTION_DAYS = 90
+# The /v1/stats row, as it was before the rollups existed: clients read these names.
+STATS_COLUMNS = ("subscription_id", "attempts", "delivered", "failed", "p50_ms", "p99_ms", "last_attempt_at")
 
-# The largest value of each unsigned column; an attempt outside them could never be inserted,
-# and a batch that can never be inserted would block the sink forever, so it is refused first.
-UNSIGNED_LIMITS = {
-    "attempt": 0xFFFF,
-    "status_code": 0xFFFF,
-    "request_bytes": 0xFFFF_FFFF,
-    "response_bytes": 0xFFFF_FFFF,
-}
-
-STATS_SQL = """
-SELECT
-    subscription_id,
-    count() AS attempts,
-    countIf(outcome = 'success') AS delivered,
-    countIf(outcome != 'success') AS failed,
-    quantile(0.5)(latency_ms) AS p50_ms,
-    quantile(0.99)(latency_ms) AS p99_ms,
-    max(started_at) AS last_attempt_at
-FROM {table}
-{where}
-GROUP BY subscription_id
-ORDER BY subscription_id
-"""
+# A replayed chunk carries the token of its first insert: ClickHouse then skips it in the table
+# and, with the second setting, in every materialized view fed by it (so rollups stay exact).
+DEDUPLICATION = {"deduplicate_blocks_in_dependent_materialized_views": 1}
 
 
-@lru_cache(maxsize=1)
 def attempt_columns() -> tuple[str, ...]:
-    """Column names in table order: exactly the fields of the DeliveryAttempt schema."""
-    return tuple(field["name"] for field in codec("delivery_attempt").schema["fields"])
+    """Column names of delivery_attempts in table order: exactly the fields of the DeliveryAttempt schema."""
+    return schema_fields(ATTEMPTS.codec_name)
 
 
 def check_storable(record: dict[str, Any]) -> dict[str, Any]:
-    """Returns the record if the table can hold it; raises InvalidInput naming the bad field."""
-    missing = [name for name in attempt_columns() if name not in record]
-    if missing:
-        raise InvalidInput(missing[0], "missing from the delivery attempt")
-    for name, largest in UNSIGNED_LIMITS.items():
-        value = record[name]
-        if value is not None and not 0 <= value <= largest:
-            raise InvalidInput(name, f"{value} is outside 0..{largest}")
-    return record
+    """Returns the attempt if the table can hold it; raises InvalidInput naming the bad field."""
+    return ATTEMPTS.check_storable(record)
+
+
+@lru_cache(maxsize=None)
+def query_sql(name: str) -> str:
+    return (QUERY_DIR / f"{name}.sql").read_text().strip().rstrip(";")
 
 
 class ResultsStore:
-    """Synchronous: every method blocks on ClickHouse, so async code calls it through AsyncResultsStore."""
+    """Synchronous: every method blocks on ClickHouse, so async code calls it through AsyncResultsStore.
 
-    def __init__(self, dsn: str, database: str):
+    The connection is made on first use and again after a failed attempt, so a store whose
+    ClickHouse server is down can be created, and works once the server answers.
+    """
+
+    def __init__(self, dsn: str, database: str, retention_days: int = DEFAULT_RETENTION_DAYS):
         if not re.fullmatch(DATABASE_NAME_PATTERN, database):
             raise InvalidInput("clickhouse_database", f"{database!r} is not a plain identifier")
+        self.dsn = dsn
         self.database = database
-        self.table = f"{database}.{TABLE}"
-        try:
-            # "aware" makes DateTime64('UTC') columns come back as timezone-aware datetimes.
-            self._client: Client = clickhouse_connect.get_client(dsn=dsn, tz_mode="aware")
-        except Exception as exc:  # chdb and HTTP fail with unrelated types; both mean "cannot open"
-            raise ServiceError(_cannot_open(dsn, exc)) from exc
+        self.retention_days = retention_days
+        self._client: Client | None = None
 
-    def create_schema(self) -> None:
-        for statement in _without_comments(SCHEMA_SQL.read_text()).split(";"):
-            if statement.strip():
-                self._client.command(statement.format(database=self.database))
+    @property
+    def embedded(self) -> bool:
+        return self.dsn.startswith("chdb:")
 
-    def insert_attempts(self, records: list[dict[str, Any]]) -> None:
-        """One insert call per batch: each call has a fixed cost of a few milliseconds."""
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            try:
+                # "aware" makes DateTime64('UTC') columns come back as timezone-aware datetimes.
+                client = clickhouse_connect.get_client(dsn=self.dsn, tz_mode="aware")
+            except Exception as exc:  # chdb and HTTP fail with unrelated types; both mean "cannot open"
+                raise ServiceError(_cannot_open(self.dsn, exc)) from exc
+            client.database = self.database  # the SQL files name tables without a database
+            self._client = client
+        return self._client
+
+    def connect(self) -> None:
+        """Opens the store now rather than on first use (embedded: fails at once if another process has it)."""
+        _ = self.client
+
+    def create_schema(self) -> list[str]:
+        """Creates the database, applies pending migrations and the retention; returns the migrations applied."""
+        with self._without_default_database() as client:
+            client.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+        return migrate(self.client, self.retention_days)
+
+    def insert_rows(self, table: str, columns: tuple[str, ...], records: list[dict[str, Any]],
+                    token: str | None = None) -> None:
+        """One insert call per chunk (each call costs a few milliseconds); token makes a replay a no-op."""
         if not records:
             return
-        names = attempt_columns()
-        columns = [[record[name] for record in records] for name in names]
-        self._client.insert(self.table, columns, column_names=list(names), column_oriented=True)
+        data = [[record[name] for record in records] for name in columns]
+        settings = DEDUPLICATION | {"insert_deduplication_token": token} if token else None
+        self.client.insert(table, data, column_names=list(columns), column_oriented=True, settings=settings)
 
-    def stats(self, subscription_id: str | None = None) -> list[dict[str, Any]]:
-        where, parameters = _filters(subscription_id=subscription_id)
-        result = self._client.query(STATS_SQL.format(table=self.table, where=where), parameters=parameters)
-        return list(result.named_results())
+    def insert_attempts(self, records: list[dict[str, Any]], token: str | None = None) -> None:
+        self.insert_rows(TABLE, attempt_columns(), records, token)
+
+    def query(self, name: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
+        """Rows of deploy/clickhouse/queries/<name>.sql with its parameters bound server-side."""
+        return list(self.client.query(query_sql(name), parameters=parameters).named_results())
+
+    def stats(self, subscription_id: str | None = None, tenant: str | None = None) -> list[dict[str, Any]]:
+        """All-time totals per subscription (the /v1/stats rows)."""
+        rows = self.query("subscriptions", {"subscription_id": subscription_id or "", "tenant": tenant or ""})
+        return [{name: row[name] for name in STATS_COLUMNS} for row in rows]
 
     def count_attempts(self, subscription_id: str | None = None, outcome: str | None = None) -> int:
         where, parameters = _filters(subscription_id=subscription_id, outcome=outcome)
-        result = self._client.query(f"SELECT count() FROM {self.table} {where}", parameters=parameters)
+        result = self.client.query(f"SELECT count() FROM {TABLE} {where}", parameters=parameters)
         return int(result.result_rows[0][0])
 
-    def column_types(self) -> dict[str, str]:
-        """The table's columns as ClickHouse sees them, in order (for checks and tests)."""
-        rows = self._client.query(f"DESCRIBE TABLE {self.table}").result_rows
+    def column_types(self, table: str = TABLE) -> dict[str, str]:
+        """A table's columns as ClickHouse sees them, in order (for checks and tests)."""
+        rows = self.client.query(f"DESCRIBE TABLE {table}").result_rows
         return {row[0]: row[1] for row in rows}
 
     def close(self) -> None:
-        self._client.close()
+        if self._client is not None:
+            self._client.close()
+
+    @contextmanager
+    def _without_default_database(self) -> Iterator[Client]:
+        """The client with no default database, for statements that must run before it exists."""
+        client = self.client
+        client.database = None
+        try:
+            yield client
+        finally:
+            client.database = self.database
 
 
 def redacted_dsn(dsn: str) -> str:
@@ -140,10 +166,6 @@ def _filters(**equal_to: str | None) -> tuple[str, dict[str, str]]:
     return "WHERE " + " AND ".join(conditions), parameters
 
 
-def _without_comments(sql: str) -> str:
-    return "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
-
-
 Result = TypeVar("Result")
 
 
@@ -158,22 +180,36 @@ class AsyncResultsStore:
         self.store = store
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="results-store")
 
-    async def _call(self, method: Callable[..., Result], *args: Any, **kwargs: Any) -> Result:
+    async def call(self, method: Callable[..., Result], *args: Any, **kwargs: Any) -> Result:
         return await asyncio.get_running_loop().run_in_executor(self._thread, partial(method, *args, **kwargs))
 
-    async def create_schema(self) -> None:
-        await self._call(self.store.create_schema)
+    async def connect(self) -> None:
+        await self.call(self.store.connect)
 
-    async def insert_attempts(self, records: list[dict[str, Any]]) -> None:
-        await self._call(self.store.insert_attempts, records)
+    async def create_schema(self) -> list[str]:
+        return await self.call(self.store.create_schema)
 
-    async def stats(self, subscription_id: str | None = None) -> list[dict[str, Any]]:
-        return await self._call(self.store.stats, subscription_id)
+    async def insert_rows(self, table: str, columns: tuple[str, ...], records: list[dict[str, Any]],
+                          token: str | None = None) -> None:
+        await self.call(self.store.insert_rows, table, columns, records, token)
+
+    async def insert_attempts(self, records: list[dict[str, Any]], token: str | None = None) -> None:
+        await self.call(self.store.insert_attempts, records, token)
+
+    async def query(self, name: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
+        return await self.call(self.store.query, name, parameters)
+
+    async def stats(self, subscription_id: str | None = None, tenant: str | None = None) -> list[dict[str, Any]]:
+        return await self.call(self.store.stats, subscription_id, tenant)
 
     async def count_attempts(self, subscription_id: str | None = None, outcome: str | None = None) -> int:
-        return await self._call(self.store.count_attempts, subscription_id, outcome)
+        return await self.call(self.store.count_attempts, subscription_id, outcome)
+
+    def release(self) -> None:
+        """Waits for the call in progress and ends the thread, leaving the store open for its owner."""
+        self._thread.shutdown(wait=True)
 
     def close(self) -> None:
         """Waits for the call in progress, then closes the client."""
-        self._thread.shutdown(wait=True)
+        self.release()
         self.store.close()

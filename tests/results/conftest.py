@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import time
 import uuid
@@ -19,11 +18,16 @@ from pipeline.codec import codec
 from pipeline.config import Settings
 from pipeline.kafka.admin import admin_client, broker_answers, core_topics, ensure_topics
 from pipeline.kafka.clients import flush_or_raise, reliable_producer
-from pipeline.results.sink import results_group_id
-from pipeline.results.store import ResultsStore
+from pipeline.results.query_api import bound_port, start_query_server
+from pipeline.results.sink import BatchPolicy, ResultsSink, results_group_id
+from pipeline.results.store import AsyncResultsStore, ResultsStore
 from pipeline.topics import TopicNames
+from tests.polling import wait_until as wait_until_sync
+from tests.results.mix import known_decisions, known_mix
 
-BASE_TIME = datetime(2026, 3, 14, 15, 9, 26, 535897, tzinfo=timezone.utc)
+# Recent, so rows are within the store's retention (expired rows are dropped as they are
+# inserted); hour-aligned, so which minute each attempt falls in is the same on every run.
+BASE_TIME = datetime.now(timezone.utc).replace(minute=9, second=26, microsecond=535897) - timedelta(hours=2)
 
 
 @pytest.fixture(scope="session")
@@ -33,14 +37,23 @@ def chdb_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture
-def settings(chdb_dsn: str) -> Settings:
-    """Fresh topics and a fresh database per test, so tests never see each other's attempts."""
+def settings(chdb_dsn: str, kafka_bootstrap: str) -> Settings:
+    """Fresh topics and a fresh database per test, so tests never see each other's attempts.
+
+    kafka_bootstrap (tests/conftest.py) starts the local broker for the session if none runs.
+    """
+    return fresh_settings(chdb_dsn, kafka_bootstrap)
+
+
+def fresh_settings(chdb_dsn: str, kafka_bootstrap: str) -> Settings:
     unique = uuid.uuid4().hex[:12]
     return Settings(
         topic_prefix=f"t{unique}.",
         clickhouse_dsn=chdb_dsn,
         clickhouse_database=f"test_{unique}",
-        kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092"),
+        kafka_bootstrap_servers=kafka_bootstrap,
+        allowed_networks=["127.0.0.0/8"],  # the dispatcher's guard stays on; tests allow their local endpoints
+        allow_http=True,
     )
 
 
@@ -55,6 +68,16 @@ def store(settings: Settings) -> Iterator[ResultsStore]:
 @pytest.fixture
 def kafka_settings(settings: Settings) -> Iterator[Settings]:
     """Settings whose core topics exist on the real broker for the test, and are deleted after it."""
+    yield from topics_for(settings)
+
+
+@pytest.fixture(scope="module")
+def module_kafka_settings(chdb_dsn: str, kafka_bootstrap: str) -> Iterator[Settings]:
+    """The same, shared by the tests of a module (for data stored once and queried by each)."""
+    yield from topics_for(fresh_settings(chdb_dsn, kafka_bootstrap))
+
+
+def topics_for(settings: Settings) -> Iterator[Settings]:
     servers = settings.kafka_bootstrap_servers
     if not broker_answers(servers):
         pytest.fail(f"no Kafka broker at {servers}: start one with `python -m pipeline.devstack kafka start`")
@@ -99,10 +122,10 @@ def make_attempt(
     return record | overrides
 
 
-def produce(settings: Settings, values: list[bytes]) -> None:
-    """Values onto the results topic, keyed so they spread over its partitions."""
+def produce(settings: Settings, values: list[bytes], topic: str | None = None) -> None:
+    """Values onto the results topic (or another), keyed so they spread over its partitions."""
     producer = reliable_producer(settings)
-    topic = TopicNames.from_settings(settings).results
+    topic = topic or TopicNames.from_settings(settings).results
     for index, value in enumerate(values):
         producer.produce(topic, key=str(index).encode(), value=value)
     flush_or_raise(producer)
@@ -112,11 +135,17 @@ def encode_attempts(records: list[dict[str, Any]]) -> list[bytes]:
     return [codec("delivery_attempt").encode(record) for record in records]
 
 
-def committed_offsets(settings: Settings) -> dict[int, int]:
-    """The sink group's committed offset per results partition (0 where nothing is committed)."""
+def produce_decisions(settings: Settings, decisions: list[dict[str, Any]]) -> None:
+    """Routing decisions onto the routing topic, as the router writes them."""
+    values = [codec("routing_decision").encode(decision) for decision in decisions]
+    produce(settings, values, TopicNames.from_settings(settings).routing)
+
+
+def committed_offsets(settings: Settings, topic: str | None = None) -> dict[int, int]:
+    """The sink group's committed offset per results (or other) partition (0 where nothing is committed)."""
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": results_group_id(settings)})
     try:
-        topic = TopicNames.from_settings(settings).results
+        topic = topic or TopicNames.from_settings(settings).results
         partitions = [TopicPartition(topic, number) for number in range(settings.results_partitions)]
         return {tp.partition: max(tp.offset, 0) for tp in consumer.committed(partitions, timeout=10)}
     finally:
@@ -138,17 +167,75 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-# Helpers handed out as fixtures, so test modules need not import this conftest.
+# The known mix (tests/results/mix.py), stored once per module that asks for it.
+
+
+@pytest.fixture(scope="module")
+def ingested(module_kafka_settings, chdb_dsn, attempt, kafka, base_time):
+    """The mix on the topics, stored once for the module by a sink in small batches.
+
+    Yields (records, decisions, store).
+    """
+    settings = module_kafka_settings
+    records, decisions = known_mix(attempt), known_decisions(base_time)
+    kafka.produce(settings, kafka.encode(records))
+    kafka.produce_decisions(settings, decisions)
+    store = ResultsStore(chdb_dsn, settings.clickhouse_database)
+    store.create_schema()
+    asyncio.run(_sink_until_committed(settings, store, kafka, len(records), len(decisions)))
+    yield records, decisions, store
+    store.close()
+
+
+async def _sink_until_committed(settings, store, kafka, attempts: int, decisions: int) -> None:
+    async_store = AsyncResultsStore(store)
+    sink = ResultsSink(settings, async_store, batching=BatchPolicy(max_messages=7, max_wait_s=0.05, idle_poll_s=0.1))
+    sink_task = asyncio.create_task(sink.run())
+    routing_topic = TopicNames.from_settings(settings).routing
+
+    def committed() -> tuple[int, int]:
+        return sum(kafka.committed(settings).values()), sum(kafka.committed(settings, routing_topic).values())
+
+    try:
+        await asyncio.to_thread(wait_until_sync, lambda: committed() == (attempts, decisions), timeout_s=30,
+                                interval_s=0.05, what="commits of every attempt and decision")
+    finally:
+        sink.stop()
+        await asyncio.wait_for(sink_task, timeout=15)
+        async_store.release()  # the store itself stays open for the queries
 
 
 @pytest.fixture
+async def stored_mix(ingested, base_time):
+    """A query server over the stored mix; yields (records, decisions, time window, base URL)."""
+    records, decisions, store = ingested
+    async_store = AsyncResultsStore(store)
+    runner = await start_query_server(async_store, "127.0.0.1", 0)
+    window = {"from": (base_time - timedelta(minutes=10)).isoformat(),
+              "to": (base_time + timedelta(minutes=10)).isoformat()}
+    yield records, decisions, window, f"http://127.0.0.1:{bound_port(runner)}"
+    await runner.cleanup()
+    async_store.release()
+
+
+# Helpers handed out as fixtures, so test modules need not import this conftest.
+
+
+@pytest.fixture(scope="session")
 def attempt() -> Callable[..., dict[str, Any]]:
     return make_attempt
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
+def base_time() -> datetime:
+    """When attempt() records start, unless told seconds_later."""
+    return BASE_TIME
+
+
+@pytest.fixture(scope="session")
 def kafka() -> SimpleNamespace:
-    return SimpleNamespace(produce=produce, encode=encode_attempts, committed=committed_offsets)
+    return SimpleNamespace(produce=produce, encode=encode_attempts, committed=committed_offsets,
+                           produce_decisions=produce_decisions)
 
 
 @pytest.fixture

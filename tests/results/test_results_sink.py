@@ -9,8 +9,10 @@ import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 
 from pipeline.codec import codec
-from pipeline.results.sink import Batch, BatchPolicy, ResultsSink, RetryPolicy, retry_delays
+from pipeline.results.chunks import Batch
+from pipeline.results.sink import BatchPolicy, ResultsSink, RetryPolicy, retry_delays
 from pipeline.results.store import AsyncResultsStore
+from pipeline.results.streams import ATTEMPTS
 
 # Small batches and short waits, so a test sees several batches and retries quickly.
 SMALL_BATCHES = BatchPolicy(max_messages=40, max_wait_s=0.05, idle_poll_s=0.1)
@@ -28,11 +30,12 @@ class FlakyStore:
     def heal(self) -> None:
         self.healthy = True
 
-    async def insert_attempts(self, records: list[dict]) -> None:
+    async def insert_rows(self, table: str, columns: tuple[str, ...], records: list[dict],
+                          token: str | None = None) -> None:
         if not self.healthy:
             self.failed_inserts += 1
             raise ConnectionError("ClickHouse is unreachable (test)")
-        await self.real.insert_attempts(records)
+        await self.real.insert_rows(table, columns, records, token)
 
 
 @pytest.fixture
@@ -60,14 +63,15 @@ def test_retry_delays_double_up_to_the_maximum():
 
 def test_a_batch_keeps_decodable_rows_and_advances_past_every_message(attempt):
     good = codec("delivery_attempt").encode(attempt("sub_x"))
-    batch = Batch()
+    batch = Batch(lambda message: ATTEMPTS.decode(message.value))
 
     for offset, value in enumerate([good, b"garbage", None, good]):
         batch.add(_message(partition=offset % 2, offset=offset, value=value))
 
-    assert [row["subscription_id"] for row in batch.rows] == ["sub_x", "sub_x"]
+    assert [row["subscription_id"] for chunk in batch.chunks.values() for row in chunk.rows] == ["sub_x", "sub_x"]
     assert batch.messages == 4
-    assert batch.next_offsets == {TopicPartition("results", 0): 3, TopicPartition("results", 1): 4}
+    ranges = {tp: (chunk.start, chunk.end) for tp, chunk in batch.chunks.items()}
+    assert ranges == {TopicPartition("results", 0): (0, 3), TopicPartition("results", 1): (1, 4)}
 
 
 def _message(*, partition: int, offset: int, value: bytes | None) -> ConsumerRecord:
@@ -114,6 +118,8 @@ async def test_a_failing_store_holds_back_commits_until_the_batch_is_stored(
         await eventually(lambda: _committed_total_is(kafka, kafka_settings, 30), "commits after storing")
     finally:
         await stop_sink(sink, task)
+
+    assert sum(row["attempts"] for row in await async_store.stats()) == 30  # the rollups, once each
 
 
 @pytest.mark.integration

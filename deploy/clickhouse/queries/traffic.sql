@@ -1,0 +1,18 @@
+-- Traffic, errors and latency over time: one row per time step and value of {by}.
+-- Reads the per-minute rollup, so months of traffic cost a few thousand rows.
+SELECT
+    toStartOfInterval(r.minute, toIntervalSecond({step_s:UInt32})) AS time,
+    toString({by:Identifier}) AS key,
+    sum(r.attempts) AS attempts,
+    sumIf(r.attempts, r.outcome = 'success') AS succeeded,
+    attempts - succeeded AS failed,
+    quantilesMerge(0.5, 0.95, 0.99)(r.latency_ms_quantiles) AS latency_ms
+FROM attempts_per_minute AS r
+WHERE r.minute >= {from:DateTime('UTC')} AND r.minute < {to:DateTime('UTC')}
+  AND ({subscription_id:String} = '' OR r.subscription_id = {subscription_id:String})
+  AND ({tenant:String} = '' OR r.tenant = {tenant:String})
+  AND ({event_type:String} = '' OR r.event_type = {event_type:String})
+  AND ({outcome:String} = '' OR r.outcome = {outcome:String})
+  AND ({status:String} = '' OR r.status = {status:String})
+GROUP BY time, key
+ORDER BY key, time

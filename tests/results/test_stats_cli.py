@@ -1,0 +1,92 @@
+"""`pipeline stats` and its subcommands against a query server over the known mix."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from pipeline.cli import output
+from pipeline.cli.stats import register
+from tests.results.mix import expected_summary
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def wide_console(monkeypatch):
+    monkeypatch.setattr(output.console, "width", 220)  # one table row per line, nothing folded
+
+
+def stats_cli() -> typer.Typer:
+    app = typer.Typer()
+    register(app)
+
+    @app.callback()
+    def _group() -> None:
+        """Keeps `stats` a subcommand, as it is in the real CLI."""
+
+    return app
+
+
+async def run(*args: str) -> tuple[int, list[list[str]], str]:
+    """Exit code, the cells of every table row, and the whole output."""
+    result = await asyncio.to_thread(CliRunner().invoke, stats_cli(), ["stats", *args])
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in result.output.splitlines()
+            if line.startswith("│")]
+    return result.exit_code, rows, result.output
+
+
+async def test_traffic_lists_busy_steps_per_key(stored_mix, wide_console):
+    records, _, window, base_url = stored_mix
+
+    code, rows, text = await run("traffic", "--results-url", base_url, "--since", window["from"], "--until",
+                                 window["to"], "--step", "600", "--by", "tenant")
+
+    assert code == 0, text
+    per_tenant = {}
+    for row in rows:
+        per_tenant[row[1]] = per_tenant.get(row[1], 0) + int(row[2])
+    assert per_tenant == {"acme": sum(r["tenant"] == "acme" for r in records),
+                          "globex": sum(r["tenant"] == "globex" for r in records)}
+
+
+async def test_summary_per_subscription(stored_mix, wide_console):
+    records, _, window, base_url = stored_mix
+    expected = expected_summary(records, lambda r: r["subscription_id"])
+
+    code, rows, text = await run("summary", "--results-url", base_url, "--since", window["from"],
+                                 "--until", window["to"])
+
+    assert code == 0, text
+    got = {row[0]: row for row in rows}
+    for name, want in expected.items():
+        assert got[name][1:4] == [str(want["attempts"]), str(want["succeeded"]), str(want["failed"])]
+        assert got[name][5] == str(want["succeeded_on_retry"])
+        assert got[name][6] == f"{want['p50_ms']:.1f}"
+
+
+async def test_last_attempts_and_errors_and_routing(stored_mix, wide_console):
+    records, decisions, window, base_url = stored_mix
+
+    _, last, _ = await run("last", "--results-url", base_url, "--subscription", "sub_5xx", "--limit", "3")
+    _, errors, error_text = await run("errors", "--results-url", base_url, "--since", window["from"])
+    _, routing, _ = await run("routing", "--results-url", base_url, "--since", window["from"])
+
+    assert [row[5] for row in last] == ["success", "http_error", "http_error"]
+    assert ["http_error", "404", "HTTP 404", "8", "4"] == errors[0][:5]  # the commonest reason first
+    assert "Error log" in error_text
+    assert {(row[0], row[1]): row[2] for row in routing} == {
+        ("routed", "-"): "10", ("dropped", "no_match"): "3", ("dropped", "paused"): "2",
+        ("dropped", "filtered"): "1", ("dropped", "invalid"): "1"}
+
+
+async def test_a_refused_parameter_is_an_error_naming_it(stored_mix):
+    *_, base_url = stored_mix
+
+    code, _, text = await run("traffic", "--results-url", base_url, "--step", "90")
+
+    assert code == 1
+    assert "step" in text and "multiple of 60" in text
