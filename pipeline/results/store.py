@@ -24,7 +24,8 @@ from clickhouse_connect.driver.client import Client
 from pipeline.config import PROJECT_ROOT
 from pipeline.errors import InvalidInput, ServiceError
 from pipeline.results.migrations import migrate
-from pipeline.results.streams import ATTEMPTS, schema_fields
+from pipeline.codec import codec
+from pipeline.results.streams import ATTEMPTS, ROUTING, schema_fields
 
 QUERY_DIR = PROJECT_ROOT / "deploy" / "clickhouse" / "queries"
 TABLE = ATTEMPTS.table
@@ -36,6 +37,12 @@ STATS_COLUMNS = ("subscription_id", "attempts", "delivered", "failed", "p50_ms",
 # A replayed chunk carries the token of its first insert: ClickHouse then skips it in the table
 # and, with the second setting, in every materialized view fed by it (so rollups stay exact).
 DEDUPLICATION = {"deduplicate_blocks_in_dependent_materialized_views": 1}
+
+
+@lru_cache(maxsize=None)
+def field_defaults(table: str) -> dict[str, Any]:
+    codec_name = {ATTEMPTS.table: ATTEMPTS.codec_name, ROUTING.table: ROUTING.codec_name}[table]
+    return {field["name"]: field["default"] for field in codec(codec_name).schema["fields"] if "default" in field}
 
 
 def attempt_columns() -> tuple[str, ...]:
@@ -99,7 +106,9 @@ class ResultsStore:
         """One insert call per chunk (each call costs a few milliseconds); token makes a replay a no-op."""
         if not records:
             return
-        data = [[record[name] for record in records] for name in columns]
+        defaults = field_defaults(table)
+        # Fields added to a schema later have defaults, as Avro gives records decoded from Kafka.
+        data = [[record[name] if name in record else defaults[name] for record in records] for name in columns]
         settings = DEDUPLICATION | {"insert_deduplication_token": token} if token else None
         self.client.insert(table, data, column_names=list(columns), column_oriented=True, settings=settings)
 

@@ -40,7 +40,7 @@ class Stream:
     def check_storable(self, record: dict[str, Any]) -> dict[str, Any]:
         """Returns the record if the table can hold it; raises InvalidInput naming the bad field."""
         if not required_fields(self.codec_name) <= record.keys():  # the common case, checked fast
-            missing = [name for name in self.columns if name not in record]
+            missing = [name for name in self.columns if name not in record and name in required_fields(self.codec_name)]
             raise InvalidInput(missing[0], f"missing from the {self.codec_name.replace('_', ' ')}")
         for name, largest in self.unsigned_limits.items():
             value = record[name]
@@ -66,7 +66,8 @@ def schema_fields(codec_name: str) -> tuple[str, ...]:
 
 @lru_cache(maxsize=None)
 def required_fields(codec_name: str) -> frozenset[str]:
-    return frozenset(schema_fields(codec_name))
+    """Fields without a default: a record lacking one cannot be stored."""
+    return frozenset(field["name"] for field in codec(codec_name).schema["fields"] if "default" not in field)
 
 
 def streams_by_topic(settings: Settings) -> dict[str, Stream]:

@@ -38,3 +38,12 @@ def test_a_body_over_the_limit_is_refused_naming_its_size() -> None:
     event = Event(type="t", data=b'{"pad": "' + b"x" * 2000 + b'"}')
     with pytest.raises(RequestTooLarge, match="over the limit of 1000"):
         build_request(subscription, [event], event.id, 0, max_body_bytes=1000)
+
+
+def test_credentials_are_masked_in_the_headers_kept_with_an_attempt() -> None:
+    from pipeline.dispatcher.attempt import masked
+
+    kept = masked({"authorization": "Bearer s3cr3t", "x-api-key": "k", "webhook-signature": "v1,abc",
+                   "content-type": "application/json"})
+    assert kept == {"authorization": "Bearer ***", "x-api-key": "***", "webhook-signature": "v1,abc",
+                    "content-type": "application/json"}

@@ -224,3 +224,19 @@ def test_a_test_send_reaches_only_that_subscription(stack: Stack) -> None:
     assert json.loads(delivery.body)["type"] == "webhook.test"
     Webhook(subscription.secret).verify(delivery.body, delivery.headers)
     assert stack.receiver.by_path(other_path) == []
+
+
+def test_the_last_deliveries_show_request_headers_without_credentials(stack: Stack) -> None:
+    import httpx
+
+    subscription, kind, path = stack.subscribe(auth={"type": "bearer", "token": "t0p-s3cr3t"})
+    stack.publish(kind, {"n": 1})
+    stack.received(path, 1)
+    url = f"http://127.0.0.1:{stack.settings.results_port}/v1/attempts"
+    rows = wait_until(lambda: httpx.get(url, params={"subscription_id": subscription.id}, timeout=10)
+                      .json()["attempts"], what="the attempt in ClickHouse")
+    (row,) = rows
+    assert row["status_code"] == 204 and row["outcome"] == "success"
+    assert row["request_headers"]["authorization"] == "Bearer ***"
+    assert row["request_headers"]["webhook-id"] == row["event_id"]
+    assert "t0p-s3cr3t" not in json.dumps(rows)

@@ -2,7 +2,8 @@
 -- (of one tenant's subscriptions, or of all tenants' when tenant is '').
 SELECT
     started_at, subscription_id, tenant, event_id, event_type, attempt, endpoint_host,
-    outcome, status_code, error, latency_ms, request_bytes, response_bytes, response_body, attempt_id
+    outcome, status_code, error, latency_ms, request_bytes, response_bytes, response_body, attempt_id,
+    request_headers
 FROM delivery_attempts
 WHERE ({subscription_id:String} = '' OR subscription_id = {subscription_id:String})
   AND ({tenant:String} = '' OR tenant = {tenant:String})
