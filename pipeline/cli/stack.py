@@ -36,8 +36,10 @@ def _print_tour(settings: Settings) -> None:
     console.print(f"admin API      http://127.0.0.1:{settings.api_port}/docs")
     if not settings.api_tokens:
         token_file = settings.data_dir / "api-admin-token"
-        local_admin_token(settings.data_dir)
+        token = local_admin_token(settings.data_dir)
         console.print(f"API token      {token_file} (admin; set PIPELINE_API_TOKENS for tenant tokens)")
+        console.print(f"dashboard      http://127.0.0.1:{settings.api_port}/dashboard/#token={token}",
+                      soft_wrap=True)
     console.print(f"results/stats  http://127.0.0.1:{settings.results_port}/v1/stats")
     console.print("deliveries     to 127.0.0.0/8 over http allowed for local trying "
                   "(PIPELINE_ALLOWED_NETWORKS, PIPELINE_ALLOW_HTTP)")
