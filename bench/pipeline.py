@@ -138,7 +138,15 @@ def main() -> None:
         console.print("[bold]isolation[/bold]: the same, beside an endpoint that never answers")
         with receiver_process() as base_url, receiver_process("--hang", "/") as hanging_url:
             beside = run_pipeline(bench_settings(Path(data_dir) / "beside"), base_url, hanging_url)
+    from bench import results_sink  # it borrows this module's helpers, so it is imported late
+
+    console.print("[bold]results sink[/bold]: attempt records into ClickHouse")
+    sink = results_sink.run()
     console.print(report(alone, beside, raw, settings.http_client))
+    sink_table = Table("measure", "value", title="results sink (embedded ClickHouse)")
+    for name, value in results_sink.table_rows(sink):
+        sink_table.add_row(name, value)
+    console.print(sink_table)
 
 
 def report(alone: dict, beside: dict, raw: dict, client: str) -> Table:
