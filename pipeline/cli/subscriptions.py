@@ -13,6 +13,7 @@ from pipeline.cli.output import console, fail
 from pipeline.config import Settings
 from pipeline.errors import InvalidInput, PipelineError
 from pipeline.producer.tasks import TaskPublisher, webhook_test_task
+from pipeline.router.matching import type_matches
 from pipeline.subscriptions.commands import SubscriptionCommands
 from pipeline.subscriptions.snapshot import read_snapshot
 from pipeline.subscriptions.writer import SubscriptionWriter
@@ -140,10 +141,18 @@ def create(
 
 
 @subscriptions.command("list")
-def list_() -> None:
+def list_(
+    tenant: Optional[str] = typer.Option(None, help="Only this tenant's."),
+    active: Optional[bool] = typer.Option(None, "--active/--paused", help="Only active, or only paused ones."),
+    event_type: Optional[str] = typer.Option(None, "--event-type", "-e", help="Only those that want this type."),
+) -> None:
     """List the subscriptions (secrets are never shown here)."""
     table = Table("id", "name", "url", "event types", "active", "tenant")
     for subscription in sorted(read_snapshot(Settings()).values(), key=lambda s: s.created_at):
+        if (tenant is not None and subscription.tenant != tenant) or \
+                (active is not None and subscription.active != active) or \
+                (event_type is not None and not any(type_matches(p, event_type) for p in subscription.event_types)):
+            continue
         table.add_row(subscription.id, subscription.name, subscription.url, ", ".join(subscription.event_types),
                       "yes" if subscription.active else "paused", subscription.tenant)
     console.print(table)

@@ -95,3 +95,18 @@ def test_an_invalid_subscription_is_refused_and_nothing_is_written(settings: Set
     assert result.exit_code == 2
     assert f"{field}:" in result.output
     assert end_offset(settings, names.subscriptions) == before
+
+
+@pytest.mark.integration
+def test_the_cli_lists_by_tenant_state_and_event_type(settings: Settings) -> None:
+    env = stage_env(settings)
+    runner = CliRunner()
+    for name, extra in (("acme-orders", ["--tenant", "acme", "-e", "order.*"]),
+                        ("globex-users", ["--tenant", "globex", "-e", "user.*", "--inactive"])):
+        created = runner.invoke(app, ["subscriptions", "create", "--name", name, "--url", "https://example.test/h",
+                                      *extra], env=env)
+        assert created.exit_code == 0, created.output
+    listed = lambda *options: runner.invoke(app, ["subscriptions", "list", *options], env=env).output  # noqa: E731
+    assert "acme-orders" in listed("--tenant", "acme") and "globex-users" not in listed("--tenant", "acme")
+    assert "globex-users" in listed("--paused") and "acme-orders" not in listed("--paused")
+    assert "acme-orders" in listed("-e", "order.paid") and "globex-users" not in listed("-e", "order.paid")
