@@ -7,7 +7,6 @@ token is made once and kept under the data directory, so a local stack is never 
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 from fastapi import Header, HTTPException
 
 from pipeline.config import Settings
+from pipeline.devstack.local_files import made_once
 from pipeline.subscriptions.model import Subscription
 
 ADMIN = "*"
@@ -39,15 +39,7 @@ def load_tokens(settings: Settings) -> dict[str, str]:
 
 
 def local_admin_token(data_dir: Path) -> str:
-    path = data_dir / "api-admin-token"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(descriptor, "w") as token_file:
-        token_file.write(f"adm_{secrets.token_urlsafe(24)}")
-    return path.read_text().strip()
+    return made_once(data_dir / "api-admin-token", lambda: f"adm_{secrets.token_urlsafe(24)}".encode()).decode()
 
 
 def caller_from(tokens: dict[str, str]):

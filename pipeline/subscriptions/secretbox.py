@@ -6,12 +6,10 @@ directory, so a local stack works out of the box and every local process shares 
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from cryptography.fernet import Fernet, InvalidToken
 
 from pipeline.config import Settings
+from pipeline.devstack.local_files import made_once
 from pipeline.errors import ServiceError
 
 SEALED_PREFIX = "fernet:"
@@ -42,27 +40,4 @@ class SecretBox:
 def load_box(settings: Settings) -> SecretBox:
     if settings.secrets_key:
         return SecretBox(settings.secrets_key.get_secret_value())
-    return SecretBox(_local_key(settings.data_dir / "secrets.key"))
-
-
-def _local_key(path: Path) -> bytes:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        # O_EXCL: when two local processes start at once, exactly one writes the key.
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _read_key(path)
-    with os.fdopen(descriptor, "wb") as key_file:
-        key_file.write(Fernet.generate_key())
-    return _read_key(path)
-
-
-def _read_key(path: Path) -> bytes:
-    for _ in range(50):  # the writer may be between creating and writing the file
-        key = path.read_bytes().strip()
-        if key:
-            return key
-        import time
-
-        time.sleep(0.02)
-    raise ServiceError(f"the secrets key file {path} is empty")
+    return SecretBox(made_once(settings.data_dir / "secrets.key", Fernet.generate_key))
