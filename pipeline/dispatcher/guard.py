@@ -21,6 +21,7 @@ import ipaddress
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import httpcore
 import yarl
@@ -121,19 +122,23 @@ class Guard:
     def check_url(self, url: str) -> None:
         """Before the request: the scheme, and the host when it is an IP literal (no resolver
         sees those in aiohttp)."""
+        if reason := self.url_refusal(url):
+            raise Refused(reason)
+
+    @lru_cache(maxsize=4096)  # noqa: B019 -- guards live as long as the process; the answer for a URL never changes
+    def url_refusal(self, url: str) -> str | None:
         try:
             parsed = yarl.URL(url)  # the parser aiohttp uses, so the host is the one it would connect to
         except ValueError as exc:
-            raise Refused(f"{url!r} is not a valid URL: {exc}") from exc
+            return f"{url!r} is not a valid URL: {exc}"
         if parsed.scheme not in ("http", "https"):
-            raise Refused(f"{url}: only https URLs are delivered to")
+            return f"{url}: only https URLs are delivered to"
         if parsed.scheme == "http" and not self.allow_http:
-            raise Refused(f"{url}: plain http is refused; use https, or allow http with the allow-http setting")
+            return f"{url}: plain http is refused; use https, or allow http with the allow-http setting"
         host = parsed.raw_host
         if not host:
-            raise Refused(f"{url}: no host")
-        if is_ip_address(host) and (reason := self.refusal(host, host)):
-            raise Refused(reason)
+            return f"{url}: no host"
+        return self.refusal(host, host) if is_ip_address(host) else None
 
 
 class GuardedResolver(AbstractResolver):
