@@ -57,6 +57,9 @@ def create_app(settings: Settings) -> faust.App:
         # The worker configures logging before tasks start and leaves the root logger at DEBUG:
         # faust and aiokafka would then build a debug record for every message sent.
         logging.getLogger().setLevel(logging.WARNING)
+        # faust's Monitor keeps statistics of every message for its web view, which is off: it
+        # would only cost time per event.
+        app.sensors.remove(app.monitor)
         await table.run()
 
     @app.agent(raw_topic(app, names.events), concurrency=1)
