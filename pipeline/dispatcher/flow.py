@@ -14,10 +14,21 @@ from aiolimiter import AsyncLimiter
 from pipeline.subscriptions.model import Subscription
 
 
+def limiter(rate_per_s: float) -> AsyncLimiter:
+    """A leaky bucket of rate_per_s, bursting up to one second's worth but never below one request.
+
+    aiolimiter refuses to acquire more than max_rate at once, so a rate under one per second
+    becomes one request per 1/rate seconds rather than a fraction of a request per second.
+    """
+    if rate_per_s >= 1:
+        return AsyncLimiter(rate_per_s, 1)
+    return AsyncLimiter(1, 1 / rate_per_s)
+
+
 class Gate:
     def __init__(self, rate_per_s: float | None, max_in_flight: int | None):
         self.limits = (rate_per_s, max_in_flight)
-        self._limiter = AsyncLimiter(rate_per_s, 1) if rate_per_s else None
+        self._limiter = limiter(rate_per_s) if rate_per_s else None
         self._slots = asyncio.Semaphore(max_in_flight) if max_in_flight else None
 
     @asynccontextmanager

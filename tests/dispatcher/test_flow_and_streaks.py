@@ -30,3 +30,41 @@ async def test_a_gate_caps_requests_in_flight() -> None:
 
     await asyncio.gather(*(request() for _ in range(10)))
     assert most == 2
+
+
+async def _spacing_of(gate: Gate, requests: int) -> float:
+    """The loop time the requests took once the burst was spent; the loop's clock is faked."""
+    loop = asyncio.get_running_loop()
+    now = [0.0]
+    real_call_at = loop.call_at
+    loop.time = lambda: now[0]  # type: ignore[method-assign]
+
+    def call_at(when: float, callback, *args, **kwargs):  # type: ignore[no-untyped-def]
+        now[0] = max(now[0], when)  # jump straight to the next wake-up
+        return real_call_at(0, callback, *args, **kwargs)
+
+    loop.call_at = call_at  # type: ignore[method-assign]
+    try:
+        for _ in range(requests):
+            async with gate.slot():
+                pass
+        return now[0]
+    finally:
+        del loop.time, loop.call_at
+
+
+async def test_a_gate_below_one_request_per_second_spaces_requests_out() -> None:
+    gate = Gate(rate_per_s=0.5, max_in_flight=None)
+    assert gate._limiter is not None
+    assert gate._limiter.max_rate / gate._limiter.time_period == 0.5
+    assert gate._limiter.max_rate >= 1  # aiolimiter refuses to acquire more than max_rate
+    elapsed = await asyncio.wait_for(_spacing_of(gate, 3), timeout=5)
+    assert elapsed == 4.0  # the first at once, then one every 2 s
+
+
+async def test_a_gate_of_a_hundred_per_second_allows_a_second_s_burst() -> None:
+    gate = Gate(rate_per_s=100, max_in_flight=None)
+    assert gate._limiter is not None
+    assert gate._limiter.max_rate / gate._limiter.time_period == 100
+    elapsed = await asyncio.wait_for(_spacing_of(gate, 150), timeout=5)
+    assert 0.49 <= elapsed <= 0.51  # 100 at once, then 50 more at 100/s
