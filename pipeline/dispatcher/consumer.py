@@ -2,12 +2,15 @@
 
 Each assigned partition gets a PartitionWork. A partition with too much in flight is
 paused (its backlog waits in Kafka) and resumed when it drains. Offsets are committed
-only up to finished messages, after the attempt records are flushed to Kafka.
+only up to finished messages, after the attempt records are flushed to Kafka; once a record
+could not be written, nothing is committed again (not even on shutdown or a rebalance), so
+Kafka redelivers every task since the last good commit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -17,6 +20,7 @@ from pipeline.config import Settings
 from pipeline.dispatcher.deliverer import Deliverer
 from pipeline.dispatcher.outbox import Outbox
 from pipeline.dispatcher.partition import PartitionWork
+from pipeline.errors import ServiceError
 from pipeline.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -52,8 +56,10 @@ class EndpointConsumer:
         try:
             await self._consume(stopping)
         finally:
-            await self.release(list(self._work), grace_s=self.settings.shutdown_grace_s)
-            await self._consumer.stop()
+            try:
+                await self.release(list(self._work), grace_s=self.settings.shutdown_grace_s)
+            finally:
+                await self._consumer.stop()
 
     async def _consume(self, stopping: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
@@ -98,7 +104,7 @@ class EndpointConsumer:
                 offsets[partition] = offset
         if not offsets:
             return
-        await self.outbox.flush()
+        await self.outbox.flush()  # raises for good once a record was lost: offsets stay where they are
         try:
             await self._consumer.commit(offsets)
         except (CommitFailedError, KafkaError) as exc:
@@ -110,11 +116,16 @@ class EndpointConsumer:
         """Finishes what it can of partitions being taken away, commits it, and forgets them."""
         owned = [partition for partition in partitions if partition in self._work]
         await asyncio.gather(*(self._work[partition].close(grace_s) for partition in owned))
-        await self._commit(owned)
+        if self.outbox.broken is None:
+            with contextlib.suppress(ServiceError):  # the last flush found a lost record: logged below
+                await self._commit(owned)
         for partition in owned:
             del self._work[partition]
             self._committed.pop(partition, None)
             self._paused.discard(partition)
+        if self.outbox.broken is not None and owned:
+            log.error("not committing %d released partitions, since %s; Kafka redelivers them from the last commit",
+                      len(owned), self.outbox.broken)
 
 
 class _Rebalance(ConsumerRebalanceListener):

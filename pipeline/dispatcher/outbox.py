@@ -1,7 +1,9 @@
 """What the dispatcher writes back to Kafka: attempt records and dead letters.
 
 Writes are queued without waiting; `flush()` is awaited before offsets are committed, so a
-committed task always has its results in Kafka.
+committed task always has its results in Kafka. A write that failed makes every later flush
+fail too: the tasks it belonged to may already be finished, so no offset may be committed
+past them again; the process stops and Kafka redelivers from the last commit.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class Outbox:
         self.dead_letters_topic = names.dead_letters
         self._producer = reliable_producer(settings, **{"linger.ms": 20})
         self._codec = codec("delivery_attempt")
-        self._failures = 0
+        self.broken: str | None = None  # why nothing may be committed any more, once a write failed
 
     def attempt(self, record: dict[str, Any]) -> None:
         self._produce(self.results_topic, record["subscription_id"].encode(), self._codec.encode(record), None)
@@ -51,10 +53,12 @@ class Outbox:
         self._produce(topic, key, value, headers)
 
     async def flush(self) -> None:
+        """Waits for every queued write; raises if any write so far was not acknowledged."""
         remaining = await asyncio.to_thread(self._producer.flush, 30.0)
-        if remaining or self._failures:
-            failures, self._failures = self._failures, 0
-            raise ServiceError(f"results not acknowledged by Kafka: {remaining} pending, {failures} failed")
+        if remaining and self.broken is None:
+            self.broken = f"{remaining} records still pending after 30 s"
+        if self.broken is not None:
+            raise ServiceError(f"results not acknowledged by Kafka ({self.broken}); nothing more may be committed")
 
     def _produce(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None) -> None:
         while True:
@@ -68,4 +72,4 @@ class Outbox:
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:
             log.error("a record for %s was not written: %s", message.topic(), error)
-            self._failures += 1
+            self.broken = self.broken or f"a record for {message.topic()} was not written: {error}"

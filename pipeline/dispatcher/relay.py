@@ -2,7 +2,8 @@
 
 A partition whose next task is not due yet is paused (and rewound to that task) until it is;
 the consumer keeps polling meanwhile, so long delays never look like a stuck consumer. Offsets
-are committed only after the tasks sent back are acknowledged.
+are committed only after the tasks sent back are acknowledged; the outbox is shared with the
+endpoint consumer, so once any record of either was lost the relay commits nothing more.
 """
 
 from __future__ import annotations
