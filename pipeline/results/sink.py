@@ -127,6 +127,9 @@ class ResultsSink:
             # A crashed sink's partitions pass to its successor after this long (the broker's minimum).
             session_timeout_ms=6000,
             heartbeat_interval_ms=2000,
+            # Results need not arrive one by one: fuller fetches spare the broker many small requests.
+            fetch_min_bytes=256 * 1024,
+            fetch_max_wait_ms=250,
         )
 
     def _decode(self, message: ConsumerRecord) -> dict[str, Any]:
