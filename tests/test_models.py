@@ -1,12 +1,13 @@
 import json
+from datetime import timedelta
 
 import pytest
 from cryptography.fernet import Fernet
 
 from pipeline.errors import InvalidEvent, InvalidInput
-from pipeline.models import DeliveryTask, Event, decode_event, utcnow, validated
+from pipeline.models import DeliveryTask, Event, decode_event, new_secret, utcnow, validated
 from pipeline.subscriptions.avro import from_avro, to_avro
-from pipeline.subscriptions.model import Subscription
+from pipeline.subscriptions.model import PreviousSecret, Subscription
 from pipeline.subscriptions.secretbox import SecretBox
 
 
@@ -76,3 +77,29 @@ def test_query_and_form_need_named_values(fields: dict) -> None:
     with pytest.raises(InvalidInput) as caught:
         validated(Subscription, name="s", url="https://example.test/h", event_types=["*"], **fields)
     assert caught.value.field == "template"
+
+
+def test_an_update_refuses_the_secrets_and_points_to_rotation() -> None:
+    subscription = Subscription(name="s", url="https://example.test/h", event_types=["*"])
+    for field, value in (("secret", new_secret()), ("previous_secrets", [])):
+        with pytest.raises(InvalidInput, match="rotate-secret") as caught:
+            subscription.patched({field: value})
+        assert caught.value.field == field
+
+
+def test_the_previous_secret_stops_signing_when_the_overlap_ends() -> None:
+    subscription = Subscription(name="s", url="https://example.test/h", event_types=["*"])
+    rotated = subscription.rotated(timedelta(hours=24))
+    assert rotated.signing_secrets() == [rotated.secret, subscription.secret]
+    ends = rotated.previous_secrets[0].expires_at
+    assert rotated.signing_secrets(now=ends - timedelta(seconds=1)) == [rotated.secret, subscription.secret]
+    assert rotated.signing_secrets(now=ends) == [rotated.secret]
+    assert rotated.signing_secrets(now=ends + timedelta(days=1)) == [rotated.secret]
+
+
+def test_an_expired_previous_secret_does_not_sign_and_is_dropped_at_the_next_rotation() -> None:
+    expired = PreviousSecret(secret=new_secret(), expires_at=utcnow() - timedelta(seconds=1))
+    subscription = Subscription(name="s", url="https://example.test/h", event_types=["*"], previous_secrets=[expired])
+    assert subscription.signing_secrets() == [subscription.secret]
+    rotated = subscription.rotated(timedelta(hours=24))
+    assert [old.secret for old in rotated.previous_secrets] == [subscription.secret]

@@ -187,7 +187,14 @@ class Subscription(SubscriptionFields):
     updated_at: Millis = Field(default_factory=utcnow)
 
     def patched(self, changes: dict[str, Any]) -> Subscription:
-        """A partial update: the fields given change, the rest (secrets included) stay."""
+        """A partial update: the fields given change, the rest (secrets included) stay.
+
+        Secrets change only by rotation, so the old one keeps signing for the overlap.
+        """
+        rotated_only = sorted(SECRET_FIELDS & set(changes))
+        if rotated_only:
+            raise InvalidInput(rotated_only[0], "cannot be changed by an update; use rotate-secret, which "
+                                                "keeps the old secret signing beside the new one for the overlap")
         unknown = sorted(set(changes) - set(SubscriptionFields.model_fields))
         if unknown:
             raise InvalidInput(unknown[0], "is not a subscription field")

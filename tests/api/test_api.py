@@ -6,12 +6,16 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from pipeline.api.app import create_app
 from pipeline.config import Settings
+from pipeline.kafka.offsets import watermarks
+from pipeline.models import new_secret
 from pipeline.subscriptions.snapshot import read_snapshot
+from pipeline.topics import TopicNames
 
 ADMIN = {"Authorization": "Bearer adm_test"}
 ACME = {"Authorization": "Bearer tok_acme"}
@@ -25,6 +29,14 @@ def client(settings: Settings) -> Iterator[TestClient]:
     app = create_app(settings.model_copy(update={"api_tokens": SecretStr(json.dumps(tokens))}))
     with TestClient(app) as test_client:
         yield test_client
+
+
+def end_offset(settings: Settings) -> int:
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "offsets"})
+    try:
+        return watermarks(consumer, TopicPartition(TopicNames.from_settings(settings).subscriptions, 0))[1]
+    finally:
+        consumer.close()
 
 
 @pytest.mark.integration
@@ -80,6 +92,24 @@ def test_rotation_keeps_the_old_secret_signing_for_the_overlap(client: TestClien
     assert rotated["secret"] != created["secret"]
     stored = read_snapshot(settings)[created["id"]]
     assert stored.signing_secrets() == [rotated["secret"], created["secret"]]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("changes, field", [
+    ({"secret": new_secret()}, "secret"),
+    ({"previous_secrets": []}, "previous_secrets"),
+    ({"name": "renamed", "secret": new_secret()}, "secret"),
+])
+def test_an_update_cannot_replace_the_secret_without_the_overlap(client: TestClient, settings: Settings,
+                                                                 changes: dict, field: str) -> None:
+    created = client.post("/v1/subscriptions", json={"name": "r", **HOOK}, headers=ADMIN).json()
+    before = end_offset(settings)
+    response = client.patch(f"/v1/subscriptions/{created['id']}", json=changes, headers=ADMIN)
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == field and "rotate-secret" in response.json()["error"]["problem"]
+    assert end_offset(settings) == before  # nothing written
+    stored = read_snapshot(settings)[created["id"]]
+    assert (stored.name, stored.signing_secrets()) == ("r", [created["secret"]])
 
 
 @pytest.mark.integration

@@ -110,3 +110,23 @@ def test_the_cli_lists_by_tenant_state_and_event_type(settings: Settings) -> Non
     assert "acme-orders" in listed("--tenant", "acme") and "globex-users" not in listed("--tenant", "acme")
     assert "globex-users" in listed("--paused") and "acme-orders" not in listed("--paused")
     assert "acme-orders" in listed("-e", "order.paid") and "globex-users" not in listed("-e", "order.paid")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("changes, field", [
+    ('{"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}', "secret"),
+    ('{"previous_secrets": []}', "previous_secrets"),
+])
+def test_an_update_cannot_replace_the_secret_without_the_overlap(settings: Settings, changes: str,
+                                                                 field: str) -> None:
+    env = stage_env(settings)
+    runner = CliRunner()
+    created = runner.invoke(app, ["subscriptions", "create", "--id", "sub_kept", "--name", "x", "--url",
+                                  "https://example.test/h", "-e", "*"], env=env)
+    assert created.exit_code == 0, created.output
+    names = TopicNames.from_settings(settings)
+    before = end_offset(settings, names.subscriptions)
+    result = runner.invoke(app, ["subscriptions", "update", "sub_kept", "--json", changes], env=env)
+    assert result.exit_code == 2
+    assert f"{field}:" in result.output and "rotate-secret" in result.output
+    assert end_offset(settings, names.subscriptions) == before
