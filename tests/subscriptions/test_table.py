@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
+from datetime import timedelta
 
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from pipeline.config import Settings
 from pipeline.errors import InvalidInput
 from pipeline.kafka.admin import admin_client
+from pipeline.kafka.offsets import watermarks
+from pipeline.models import new_secret
 from pipeline.subscriptions.commands import SubscriptionCommands, UnknownSubscription
+from pipeline.subscriptions.secretbox import SEALED_PREFIX
 from pipeline.subscriptions.snapshot import read_snapshot
 from pipeline.subscriptions.table import SubscriptionTable
 from pipeline.subscriptions.writer import SubscriptionWriter
@@ -62,6 +69,48 @@ def test_refusals_name_the_problem(settings: Settings) -> None:
         commands.update(created.id, {"url": "javascript:alert(1)"})
     assert caught.value.field == "url"
     assert read_snapshot(settings)[created.id].url == "https://example.test/a"  # nothing written
+
+
+@pytest.mark.integration
+def test_secrets_and_credentials_are_sealed_in_the_topic(settings: Settings) -> None:
+    commands = commands_for(settings)
+    secret = new_secret()
+    basic = commands.create({"name": "b", "url": "https://example.test/a", "event_types": ["*"], "secret": secret,
+                             "auth": {"type": "basic", "username": "ada", "password": "pa55-plaintext"}})
+    bearer = commands.create({"name": "t", "url": "https://example.test/b", "event_types": ["*"],
+                              "auth": {"type": "bearer", "token": "bear3r-plaintext"}})
+    rotated = commands.rotate_secret(bearer.id, timedelta(hours=1))
+    values = raw_values(settings, TopicNames.from_settings(settings).subscriptions)
+    assert len(values) == 3
+    plaintexts = [secret, bearer.secret, rotated.secret, "pa55-plaintext", "bear3r-plaintext"]
+    for plaintext in plaintexts:
+        key = plaintext.removeprefix("whsec_").encode()
+        assert not any(plaintext.encode() in value or key in value for value in values), plaintext
+    # Sealed on write: one Fernet token per secret and credential (the rotated record holds two secrets).
+    assert [value.count(SEALED_PREFIX.encode()) for value in values] == [2, 2, 3]
+    stored = read_snapshot(settings)
+    assert (stored[basic.id].secret, stored[basic.id].auth.password) == (secret, "pa55-plaintext")
+    assert stored[bearer.id].signing_secrets() == [rotated.secret, bearer.secret]
+    assert stored[bearer.id].auth.token == "bear3r-plaintext"
+
+
+def raw_values(settings: Settings, topic: str) -> list[bytes]:
+    """Every record value of a one-partition topic, as bytes on the broker."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": f"raw-{uuid.uuid4()}",
+                         "enable.auto.commit": False})
+    partition = TopicPartition(topic, 0)
+    try:
+        end = watermarks(consumer, partition)[1]
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        values: list[bytes] = []
+        deadline = time.monotonic() + 30
+        while len(values) < end and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                values.append(message.value())
+        return values
+    finally:
+        consumer.close()
 
 
 async def _until(condition, timeout_s: float = 10.0) -> None:
