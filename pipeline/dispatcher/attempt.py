@@ -15,6 +15,7 @@ from pipeline.dispatcher.http import (DeliveryConnectionError, DeliveryRefused, 
                                       HttpTransport)
 from pipeline.dispatcher.request import build_request
 from pipeline.models import DeliveryTask
+from pipeline.subscriptions.credentials import masked
 from pipeline.subscriptions.model import Subscription
 
 RESPONSE_BODY_KEPT = 1024
@@ -68,23 +69,8 @@ async def attempt_delivery(transport: HttpTransport, subscription: Subscription,
         outcome, error = "connection_error", str(exc) or "connection failed"
     latency_ms = (time.perf_counter() - clock) * 1000
     common = _common(subscription, attempt, started, latency_ms, outcome, error, len(request.body), response)
-    common["request_headers"] = masked(request.headers)
+    common["request_headers"] = masked(request.headers)  # credentials never reach ClickHouse
     return AttemptOutcome(records=[_record(task, common) for task in tasks], response=response)
-
-
-CREDENTIAL_HINTS = ("auth", "token", "secret", "key", "password", "cookie")
-
-
-def masked(headers: dict[str, str]) -> dict[str, str]:
-    """Headers as stored with the attempt: credentials never reach ClickHouse, only their scheme."""
-    return {name: _mask(name, value) for name, value in headers.items()}
-
-
-def _mask(name: str, value: str) -> str:
-    if name == "webhook-signature" or not any(hint in name for hint in CREDENTIAL_HINTS):
-        return value
-    scheme, _, rest = value.partition(" ")
-    return f"{scheme} ***" if rest and name == "authorization" else "***"
 
 
 def _common(subscription: Subscription, attempt: int, started: datetime, latency_ms: float, outcome: str,

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from pipeline.errors import InvalidInput
 from pipeline.models import Millis, new_id, new_secret, utcnow, validated
+from pipeline.subscriptions.credentials import mask
 
 TYPE_FILTER_PATTERN = r"^(\*|[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*(\.\*)?)$"
 SUBSCRIPTION_ID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
@@ -217,4 +218,5 @@ class Subscription(SubscriptionFields):
         """What lists, logs and ClickHouse may show: never a secret or a credential."""
         view = self.model_dump(mode="json", exclude=SECRET_FIELDS)
         view["auth"] = {"type": self.auth.type, "username": self.auth.username}
+        view["headers"] = {name: None if value is None else mask(name, value) for name, value in self.headers.items()}
         return view

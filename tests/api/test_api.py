@@ -63,6 +63,28 @@ def test_subscriptions_crud_over_http(client: TestClient, settings: Settings) ->
 
 
 @pytest.mark.integration
+def test_credentials_never_appear_in_lists_views_or_answers(client: TestClient) -> None:
+    headers = {"x-api-key": "k3y-value", "X-Session-Token": "t0k-value", "x-team": "billing", "content-type": None}
+    basic = client.post("/v1/subscriptions", headers=ADMIN, json={
+        "name": "basic", "auth": {"type": "basic", "username": "ada", "password": "pa55-value"}, "headers": headers,
+        **HOOK})
+    bearer = client.post("/v1/subscriptions", headers=ADMIN, json={
+        "name": "bearer", "auth": {"type": "bearer", "token": "bear3r-value"}, **HOOK})
+    assert basic.status_code == bearer.status_code == 201
+    patched = client.patch(f"/v1/subscriptions/{bearer.json()['id']}", headers=ADMIN,
+                           json={"headers": {"authorization-extra": "Bearer extra-value"}})
+    answers = [basic, bearer, patched, client.get("/v1/subscriptions", headers=ADMIN),
+               *(client.get(f"/v1/subscriptions/{answer.json()['id']}", headers=ADMIN) for answer in (basic, bearer))]
+    text = json.dumps([answer.json() for answer in answers])
+    for credential in ("pa55-value", "bear3r-value", "k3y-value", "t0k-value", "extra-value"):
+        assert credential not in text
+    shown = client.get(f"/v1/subscriptions/{basic.json()['id']}", headers=ADMIN).json()
+    assert shown["auth"] == {"type": "basic", "username": "ada"}
+    assert shown["headers"] == {"x-api-key": "***", "X-Session-Token": "***", "x-team": "billing",
+                                "content-type": None}
+
+
+@pytest.mark.integration
 def test_every_route_needs_a_token(client: TestClient) -> None:
     assert client.get("/v1/subscriptions").status_code == 401
     assert client.get("/v1/subscriptions", headers={"Authorization": "Bearer wrong"}).status_code == 401

@@ -41,7 +41,7 @@ def test_a_body_over_the_limit_is_refused_naming_its_size() -> None:
 
 
 def test_credentials_are_masked_in_the_headers_kept_with_an_attempt() -> None:
-    from pipeline.dispatcher.attempt import masked
+    from pipeline.subscriptions.credentials import masked
 
     kept = masked({"authorization": "Bearer s3cr3t", "x-api-key": "k", "webhook-signature": "v1,abc",
                    "content-type": "application/json"})
