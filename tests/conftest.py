@@ -11,6 +11,7 @@ import shutil
 import socket
 import uuid
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from pipeline.kafka.admin import ensure_core_topics
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 
 
+@cache
 def _docker_answers() -> bool:
     if shutil.which("docker") is None:
         return False
@@ -37,7 +39,7 @@ def kafka_bootstrap() -> Iterator[str]:
         yield os.environ["KAFKA_BOOTSTRAP_SERVERS"]
         return
     if _docker_answers():
-        from testcontainers.kafka import KafkaContainer  # only needed where Docker runs
+        from testcontainers.community.kafka import KafkaContainer  # only needed where Docker runs
 
         with KafkaContainer().with_kraft() as container:
             yield container.get_bootstrap_server()
@@ -50,6 +52,23 @@ def kafka_bootstrap() -> Iterator[str]:
         broker.stop()
 
 
+@pytest.fixture(scope="session")
+def clickhouse_server() -> Iterator[str | None]:
+    """A ClickHouse server's DSN (CLICKHOUSE_DSN, else a container where Docker answers), or None
+    for embedded chdb, whose directory each test (or the results tests' session) chooses."""
+    if os.environ.get("CLICKHOUSE_DSN"):
+        yield os.environ["CLICKHOUSE_DSN"]
+        return
+    if _docker_answers():
+        from testcontainers.community.clickhouse import ClickHouseContainer  # only needed where Docker runs
+
+        with ClickHouseContainer() as container:
+            host, port = container.get_container_host_ip(), container.get_exposed_port(8123)
+            yield f"http://{container.username}:{container.password}@{host}:{port}"
+        return
+    yield None
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -57,20 +76,21 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def settings(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Settings]:
+def settings(kafka_bootstrap: str, clickhouse_server: str | None, tmp_path: Path) -> Iterator[Settings]:
     """Fresh topics (a uuid prefix), free ports and a private data directory for one test."""
-    yield from fresh_settings(kafka_bootstrap, tmp_path)
+    yield from fresh_settings(kafka_bootstrap, tmp_path, clickhouse_server)
 
 
 @pytest.fixture(scope="module")
-def module_settings(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+def module_settings(kafka_bootstrap: str, clickhouse_server: str | None,
+                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """The same, shared by the tests of one module (for a pipeline started once per module)."""
-    yield from fresh_settings(kafka_bootstrap, tmp_path_factory.mktemp("module"))
+    yield from fresh_settings(kafka_bootstrap, tmp_path_factory.mktemp("module"), clickhouse_server)
 
 
-def fresh_settings(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Settings]:
+def fresh_settings(kafka_bootstrap: str, tmp_path: Path, clickhouse_server: str | None = None) -> Iterator[Settings]:
     prefix = f"t{uuid.uuid4().hex[:10]}."
-    dsn = os.environ.get("CLICKHOUSE_DSN") or f"chdb://{tmp_path / 'clickhouse'}"
+    dsn = clickhouse_server or f"chdb://{tmp_path / 'clickhouse'}"
     test_settings = Settings(
         kafka_bootstrap_servers=kafka_bootstrap,
         topic_prefix=prefix,

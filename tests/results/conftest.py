@@ -31,9 +31,10 @@ BASE_TIME = datetime.now(timezone.utc).replace(minute=9, second=26, microsecond=
 
 
 @pytest.fixture(scope="session")
-def chdb_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One chdb directory for the session: a process can have only one chdb path open at a time."""
-    return f"chdb://{tmp_path_factory.mktemp('chdb')}"
+def chdb_dsn(clickhouse_server: str | None, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The ClickHouse of tests/conftest.py (CLICKHOUSE_DSN, else a container where Docker answers),
+    else one chdb directory for the session: a process can have only one chdb path open at a time."""
+    return clickhouse_server or f"chdb://{tmp_path_factory.mktemp('chdb')}"
 
 
 @pytest.fixture
