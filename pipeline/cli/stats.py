@@ -1,8 +1,9 @@
 """`pipeline stats`: delivery statistics, asked of the results service.
 
 `pipeline stats` alone prints the all-time table per subscription; its subcommands answer the
-other questions: `traffic` (over time), `summary` (per key over a range), `last` (the last
-attempts of a subscription), `errors` (the error log and its reasons), `routing` (drops by reason).
+other questions: `traffic` (over time), `summary` (per key over a range), `last [SUB]` (the last
+attempts of a subscription, with `--headers` what they sent), `errors` (the error log and its
+reasons), `routing` (drops by reason).
 Times: ISO 8601, `now`, or an age such as 15m, 2h, 7d.
 """
 
@@ -90,16 +91,27 @@ def summary(ctx: typer.Context, since: str = SINCE, until: str | None = UNTIL, b
 
 
 @stats_app.command("last")
-def last(ctx: typer.Context, subscription: str | None = SUBSCRIPTION, tenant: str | None = TENANT,
-         limit: int = typer.Option(10, "--limit", help=LIMIT_HELP), results_url: str | None = RESULTS_URL) -> None:
+def last(ctx: typer.Context,
+         subscription_id: str | None = typer.Argument(None, metavar="[SUB]", help="Only this subscription id."),
+         subscription: str | None = SUBSCRIPTION, tenant: str | None = TENANT,
+         limit: int = typer.Option(10, "--limit", help=LIMIT_HELP),
+         headers: bool = typer.Option(False, "--headers", help="Add the request headers sent (credentials masked)."),
+         results_url: str | None = RESULTS_URL) -> None:
     """The last attempts of a subscription (or of all), newest first."""
-    query = {"subscription_id": subscription, "tenant": tenant, "limit": str(limit)}
+    if subscription_id and subscription and subscription_id != subscription:
+        raise typer.BadParameter("give the subscription once, as SUB or --subscription", param_hint="SUB")
+    query = {"subscription_id": subscription_id or subscription, "tenant": tenant, "limit": str(limit)}
     body = _answer(lambda: fetch(_url(ctx, results_url), "/v1/attempts", query))
     rows = [[_utc(a["started_at"]), a["subscription_id"], a["event_type"], a["attempt"], a["status_code"] or "-",
              a["outcome"], _millis(a["latency_ms"]), (a["error"] or a["response_body"] or "")[:60]]
+            + ([_header_lines(a.get("request_headers") or {})] if headers else [])
             for a in body["attempts"]]
     headings = ["time", "subscription", "event type", "try", "status", "outcome", "ms", "error or response"]
-    _print("Last attempts", headings, rows, "No attempts recorded.")
+    _print("Last attempts", headings + (["request headers"] if headers else []), rows, "No attempts recorded.")
+
+
+def _header_lines(headers: dict[str, str]) -> str:
+    return "\n".join(f"{name}: {value}" for name, value in sorted(headers.items()))
 
 
 @stats_app.command("errors")

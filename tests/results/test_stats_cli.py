@@ -8,7 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from pipeline.cli import output
+from pipeline.cli import output, stats
 from pipeline.cli.stats import register
 from tests.results.mix import expected_summary
 
@@ -81,6 +81,36 @@ async def test_last_attempts_and_errors_and_routing(stored_mix, wide_console):
     assert {(row[0], row[1]): row[2] for row in routing} == {
         ("routed", "-"): "10", ("dropped", "no_match"): "3", ("dropped", "paused"): "2",
         ("dropped", "filtered"): "1", ("dropped", "invalid"): "1"}
+
+
+async def test_last_takes_the_subscription_as_an_argument(stored_mix, wide_console):
+    *_, base_url = stored_mix
+
+    code, by_argument, text = await run("last", "sub_5xx", "--results-url", base_url, "--limit", "3")
+    _, by_option, _ = await run("last", "--subscription", "sub_5xx", "--results-url", base_url, "--limit", "3")
+    refused, _, refusal = await run("last", "sub_5xx", "--subscription", "sub_ok", "--results-url", base_url)
+
+    assert code == 0, text
+    assert by_argument == by_option and {row[1] for row in by_argument} == {"sub_5xx"}
+    assert refused == 2 and "SUB" in refusal
+
+
+async def test_last_shows_the_request_headers_when_asked(monkeypatch, wide_console):
+    sent = {"authorization": "Bearer ***", "webhook-id": "evt_1", "content-type": "application/json"}
+    answer = {"attempts": [{"started_at": "2026-01-02T03:04:05Z", "subscription_id": "sub_a", "event_type": "t",
+                            "attempt": 1, "status_code": 200, "outcome": "success", "latency_ms": 1.0,
+                            "error": None, "response_body": "", "request_headers": sent}]}
+    asked = []
+    monkeypatch.setattr(stats, "fetch", lambda url, path, query: asked.append((path, query)) or answer)
+
+    _, _, plain = await run("last", "sub_a", "--results-url", "http://results.test")
+    code, rows, text = await run("last", "sub_a", "--results-url", "http://results.test", "--headers")
+
+    assert code == 0, text
+    assert asked[-1] == ("/v1/attempts", {"subscription_id": "sub_a", "tenant": None, "limit": "10"})
+    assert "webhook-id" not in plain
+    assert [line for row in rows for line in row[8:] if line] == [
+        "authorization: Bearer ***", "content-type: application/json", "webhook-id: evt_1"]
 
 
 async def test_a_refused_parameter_is_an_error_naming_it(stored_mix):
