@@ -200,13 +200,13 @@ def update(
 
 @subscriptions.command()
 def pause(subscription_id: str) -> None:
-    """Stop deliveries; events keep queueing in the endpoint topic until resumed."""
+    """Stop deliveries; events published while paused are dropped, what queued before waits."""
     _set_active(subscription_id, False)
 
 
 @subscriptions.command()
 def resume(subscription_id: str) -> None:
-    """Deliver again, starting with what queued while paused."""
+    """Deliver again, starting with what queued before the pause."""
     _set_active(subscription_id, True)
 
 
