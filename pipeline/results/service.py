@@ -19,7 +19,7 @@ from pipeline.config import Settings
 from pipeline.kafka.admin import admin_client, core_topics, ensure_topics
 from pipeline.results.query_api import bound_port, start_query_server
 from pipeline.results.sink import ResultsSink, RetryPolicy, retry_delays
-from pipeline.results.store import DEFAULT_RETENTION_DAYS, AsyncResultsStore, ResultsStore, redacted_dsn
+from pipeline.results.store import AsyncResultsStore, ResultsStore, redacted_dsn
 from pipeline.topics import TopicNames
 
 logger = logging.getLogger(__name__)
@@ -28,9 +28,8 @@ QUERY_HOST = "127.0.0.1"
 
 
 def results_store(settings: Settings) -> ResultsStore:
-    # getattr: the retention setting may not exist in every Settings version yet.
-    retention_days = settings.results_retention_days
-    return ResultsStore(settings.resolved_clickhouse_dsn, settings.clickhouse_database, retention_days)
+    return ResultsStore(settings.resolved_clickhouse_dsn, settings.clickhouse_database,
+                        settings.results_retention_days)
 
 
 async def run(settings: Settings, stop: asyncio.Event | None = None, *, retry: RetryPolicy = RetryPolicy()) -> None:
