@@ -3,6 +3,9 @@
 The key is the base64 text after the `whsec_` prefix. One signature per active secret,
 space-separated, so a secret can rotate without a gap: a receiver accepts the request when
 any one of them matches its own secret.
+
+Subscriptions with `signing: hmac-sha256` send instead the hex HMAC-SHA256 of the body alone,
+with the same key, in `x-signature` (also one per active secret, space-separated).
 """
 
 from __future__ import annotations
@@ -45,6 +48,21 @@ def webhook_headers(secrets: Sequence[str], msg_id: str, timestamp: int, body: b
         "webhook-timestamp": str(timestamp),
         "webhook-signature": signature_header(secrets, msg_id, timestamp, body),
     }
+
+
+def body_signature(secret: str, body: bytes) -> str:
+    """The `hmac-sha256` scheme: hex HMAC-SHA256 of the body alone."""
+    return hmac.new(secret_key(secret), body, hashlib.sha256).hexdigest()
+
+
+def verify_body_signature(secret: str, headers: Mapping[str, str], body: bytes) -> bool:
+    """True when one hex signature offered in `x-signature` matches (no timestamp is signed)."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    if lowered.get("x-signature-algo", "sha256").lower() != "sha256":
+        return False
+    expected = body_signature(secret, body).encode()
+    offered = lowered.get("x-signature", "").split()
+    return any(hmac.compare_digest(expected, candidate.lower().encode("utf-8", "replace")) for candidate in offered)
 
 
 def verify(secret: str, headers: Mapping[str, str], body: bytes, tolerance_s: float = DEFAULT_TOLERANCE_S,

@@ -1,4 +1,5 @@
-"""An endpoint that accepts any webhook, records it, and checks its signature when it knows the secret.
+"""An endpoint that accepts any webhook, records it, and checks its signature when it knows the secret
+(Standard Webhooks, or hex HMAC-SHA256 of the body in `x-signature`).
 
 It runs in a thread with its own event loop (for synchronous tests), or on the caller's loop
 (the CLI), and answers `GET /_received` and `GET /_count` so another process can see what
@@ -19,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from pipeline.signing import secret_key, verify
+from pipeline.signing import secret_key, verify, verify_body_signature
 
 START_TIMEOUT_S = 10.0
 SHUTDOWN_GRACE_S = 2.0
@@ -38,6 +39,13 @@ class ReceivedDelivery:
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self) | {"body": self.body.decode("utf-8", "replace")}
+
+
+def signature_verifies(secret: str, headers: Mapping[str, str], body: bytes) -> bool:
+    """Standard Webhooks, or the `hmac-sha256` scheme when the request carries `x-signature`."""
+    if "x-signature" in headers:
+        return verify_body_signature(secret, headers, body)
+    return verify(secret, headers, body)
 
 
 class Receiver:
@@ -156,7 +164,7 @@ class Receiver:
         delivery = ReceivedDelivery(
             path=request.path, method=request.method, headers=headers, body=body, received_at=time.time(),
             query=request.query_string,
-            signature_ok=verify(secret, headers, body) if secret else None,
+            signature_ok=signature_verifies(secret, headers, body) if secret else None,
         )
         with self._lock:
             self._count += 1

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 
 import httpx
 import pytest
 
-from pipeline.models import new_secret
+from pipeline.dispatcher.request import build_request
+from pipeline.models import Event, new_secret
 from pipeline.receiver import Receiver
 from pipeline.signing import webhook_headers
+from pipeline.subscriptions.model import Subscription
 from tests.polling import wait_until
 
 BODY = b'{"type":"user.created","data":{"a":1}}'
@@ -50,6 +56,44 @@ def test_a_bad_signature_or_a_changed_body_is_recorded_as_failing(receiver: Rece
     httpx.post(f"{receiver.base_url}/changed-body", content=BODY + b" ", headers=signed(secret, "msg_3"))
     httpx.post(f"{receiver.base_url}/unsigned", content=BODY)
     assert [d.signature_ok for d in receiver.deliveries] == [False, False, False]
+
+
+def hex_signature(secret: str, body: bytes = BODY) -> str:
+    """The hmac-sha256 scheme computed here on its own: hex HMAC-SHA256 of the body, key after whsec_."""
+    return hmac.new(base64.b64decode(secret.removeprefix("whsec_")), body, hashlib.sha256).hexdigest()
+
+
+def test_hmac_sha256_signatures_in_x_signature_verify_too(receiver: Receiver, secret: str) -> None:
+    rotating = f"{hex_signature(new_secret())} {hex_signature(secret)}"  # old and new secret, during rotation
+    for path, headers, body in [
+        ("/good", {"x-signature": hex_signature(secret), "x-signature-algo": "sha256"}, BODY),
+        ("/rotating", {"X-Signature": rotating}, BODY),
+        ("/wrong-secret", {"x-signature": hex_signature(new_secret())}, BODY),
+        ("/changed-body", {"x-signature": hex_signature(secret)}, BODY + b" "),
+        ("/other-algo", {"x-signature": hex_signature(secret), "x-signature-algo": "sha1"}, BODY),
+        ("/empty", {"x-signature": ""}, BODY),
+    ]:
+        httpx.post(f"{receiver.base_url}{path}", content=body, headers=headers)
+    assert [(d.path, d.signature_ok) for d in receiver.deliveries] == [
+        ("/good", True), ("/rotating", True), ("/wrong-secret", False), ("/changed-body", False),
+        ("/other-algo", False), ("/empty", False)]
+
+
+def test_what_the_dispatcher_signs_with_hmac_sha256_verifies_with_either_secret_while_rotating() -> None:
+    subscription = Subscription(name="s", url="https://example.test/h", event_types=["*"], signing="hmac-sha256")
+    rotated = subscription.rotated(timedelta(hours=1))
+    request = build_request(rotated, [Event(type="user.created")], "msg_1", int(time.time()))
+    assert request.headers["x-signature"].split() == [hex_signature(rotated.secret, request.body),
+                                                      hex_signature(subscription.secret, request.body)]
+    receiver = Receiver(secrets={"/new": rotated.secret, "/old": subscription.secret}, secret=new_secret())
+    receiver.start()
+    try:
+        for path in ("/new", "/old", "/unknown"):
+            httpx.post(f"{receiver.base_url}{path}", content=request.body, headers=request.headers)
+        assert [(d.path, d.signature_ok) for d in receiver.deliveries] == [
+            ("/new", True), ("/old", True), ("/unknown", False)]
+    finally:
+        receiver.stop()
 
 
 def test_count_and_received_answer_another_client(receiver: Receiver, secret: str) -> None:
