@@ -67,11 +67,13 @@ def subscription_router(table: SubscriptionTable, commands: SubscriptionCommands
 
     @router.post("/{subscription_id}/pause")
     async def pause(subscription_id: str, who: Caller = Depends(caller)) -> dict:
+        """Stop deliveries; events published while paused are dropped (counted as `paused`)."""
         visible(subscription_id, who)
         return (await run_in_threadpool(commands.update, subscription_id, {"active": False})).public_view()
 
     @router.post("/{subscription_id}/resume")
     async def resume(subscription_id: str, who: Caller = Depends(caller)) -> dict:
+        """Deliver again; a subscription the pipeline disabled is enabled and drains its backlog in order."""
         visible(subscription_id, who)
         return (await run_in_threadpool(commands.update, subscription_id, {"active": True})).public_view()
 

@@ -15,6 +15,7 @@ from pipeline.errors import InvalidInput, PipelineError
 from pipeline.producer.tasks import TaskPublisher, webhook_test_task
 from pipeline.router.matching import type_matches
 from pipeline.subscriptions.commands import SubscriptionCommands
+from pipeline.subscriptions.model import Subscription
 from pipeline.subscriptions.snapshot import read_snapshot
 from pipeline.subscriptions.writer import SubscriptionWriter
 
@@ -147,15 +148,21 @@ def list_(
     event_type: Optional[str] = typer.Option(None, "--event-type", "-e", help="Only those that want this type."),
 ) -> None:
     """List the subscriptions (secrets are never shown here)."""
-    table = Table("id", "name", "url", "event types", "active", "tenant")
+    table = Table("id", "name", "url", "event types", "state", "tenant")
     for subscription in sorted(read_snapshot(Settings()).values(), key=lambda s: s.created_at):
         if (tenant is not None and subscription.tenant != tenant) or \
                 (active is not None and subscription.active != active) or \
                 (event_type is not None and not any(type_matches(p, event_type) for p in subscription.event_types)):
             continue
         table.add_row(subscription.id, subscription.name, subscription.url, ", ".join(subscription.event_types),
-                      "yes" if subscription.active else "paused", subscription.tenant)
+                      _state(subscription), subscription.tenant)
     console.print(table)
+
+
+def _state(subscription: Subscription) -> str:
+    if subscription.active:
+        return "active"
+    return "paused" if subscription.paused else f"disabled: {subscription.disabled_reason}"
 
 
 @subscriptions.command()
@@ -206,7 +213,7 @@ def pause(subscription_id: str) -> None:
 
 @subscriptions.command()
 def resume(subscription_id: str) -> None:
-    """Deliver again, starting with what queued before the pause."""
+    """Deliver again (a disabled one too), starting with what queued before the pause or while disabled."""
     _set_active(subscription_id, True)
 
 

@@ -134,7 +134,7 @@ class Deliverer:
         return RetrySchedule(delays_s=tuple(subscription.retry_schedule_s))
 
     async def _deliverable_subscription(self, subscription_id: str) -> Subscription | None:
-        """Waits while the subscription is paused, keeping its backlog; None once it is deleted."""
+        """Waits while the subscription is paused or disabled, keeping its backlog; None once it is deleted."""
         unknown_since = asyncio.get_running_loop().time()
         while True:
             subscription = self.table.get(subscription_id)

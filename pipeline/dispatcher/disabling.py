@@ -1,7 +1,8 @@
 """Turning an endpoint off: after 410 Gone, or after it has only failed for a long while.
 
-The subscription is set inactive in the compacted topic (its backlog stays in its endpoint
-topic and drains in order once it is enabled again), and an operator event is published, so
+The subscription is set inactive with the reason in the compacted topic (the router keeps
+routing to it, so its backlog grows in its endpoint topic and drains in order once it is
+enabled again, unlike a subscription a user paused), and an operator event is published, so
 operators can subscribe to `pipeline.subscription.disabled` like to any other event.
 """
 
@@ -52,7 +53,7 @@ class Disabler:
         current = self.table.get(subscription.id)
         if current is None or not current.active:
             return  # another lane got there first, or an operator did
-        disabled = current.patched({"active": False})
+        disabled = current.disabled(reason)
         self.table.put_local(disabled)
         await asyncio.to_thread(self._write, disabled, reason)
         log.warning("disabled subscription %s (%s): %s", subscription.id, subscription.url, reason)

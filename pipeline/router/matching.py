@@ -41,7 +41,7 @@ class Matcher:
         for subscription in self.index.candidates(event.type):
             if subscription.tenant and subscription.tenant != event.tenant:
                 continue
-            if not subscription.active:
+            if subscription.paused:  # a disabled one is still routed to: its topic keeps the backlog
                 paused = True
                 continue
             if subscription.sources and event.source not in subscription.sources:

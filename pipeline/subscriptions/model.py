@@ -181,11 +181,21 @@ def check_secret(value: str) -> str:
 
 
 class Subscription(SubscriptionFields):
+    """Inactive is either paused by a user (nothing is routed to it) or disabled by the pipeline
+    (`disabled_reason` set: its events keep queueing in its topic and drain once it is enabled)."""
+
     id: str = Field(default_factory=lambda: new_id("sub"), pattern=SUBSCRIPTION_ID_PATTERN)
     secret: str = Field(default_factory=new_secret)
     previous_secrets: list[PreviousSecret] = Field(default_factory=list)
+    disabled_reason: str | None = None
+    disabled_at: Millis | None = None
     created_at: Millis = Field(default_factory=utcnow)
     updated_at: Millis = Field(default_factory=utcnow)
+
+    @property
+    def paused(self) -> bool:
+        """Inactive by a user's choice: events for it are dropped until it is resumed."""
+        return not self.active and self.disabled_reason is None
 
     def patched(self, changes: dict[str, Any]) -> Subscription:
         """A partial update: the fields given change, the rest (secrets included) stay.
@@ -200,7 +210,15 @@ class Subscription(SubscriptionFields):
         if unknown:
             raise InvalidInput(unknown[0], "is not a subscription field")
         merged = self.model_dump() | changes | {"updated_at": utcnow()}
+        if "active" in changes:  # resumed or paused by a user: no longer disabled by the pipeline
+            merged |= {"disabled_reason": None, "disabled_at": None}
         return validated(Subscription, **merged)
+
+    def disabled(self, reason: str) -> Subscription:
+        """Turned off by the pipeline: nothing is delivered, but events still queue in its topic."""
+        now = utcnow()
+        return validated(Subscription, **(self.model_dump() | {
+            "active": False, "disabled_reason": reason, "disabled_at": now, "updated_at": now}))
 
     def rotated(self, overlap: timedelta, new: str | None = None) -> Subscription:
         """A new secret signs at once; the old one keeps signing beside it until the overlap ends."""

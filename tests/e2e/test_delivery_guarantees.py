@@ -1,5 +1,6 @@
 """Status handling on the real pipeline: 410 disables, Retry-After is honoured, a failing
-endpoint is disabled, and a disabled endpoint's backlog drains in order once enabled again."""
+endpoint is disabled, and a disabled endpoint's backlog (events published while it is disabled
+too) drains in order once enabled again."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer
 
+from pipeline.codec import codec
 from pipeline.config import Settings
 from pipeline.kafka.admin import ensure_core_topics
 from pipeline.models import decode_event
@@ -62,10 +64,10 @@ def subscribe(settings: Settings, endpoint: Endpoint, **fields) -> tuple:
     return commands, created, kind, f"/{kind}"
 
 
-def publish(settings: Settings, kind: str, count: int) -> None:
+def publish(settings: Settings, kind: str, count: int, start: int = 0) -> list[str]:
     with EventPublisher(settings) as publisher:
-        for n in range(count):
-            publisher.publish_fields(type=f"{kind}.happened", ordering_key="k", data=json.dumps({"n": n}).encode())
+        return [publisher.publish_fields(type=f"{kind}.happened", ordering_key="k", data=json.dumps({"n": n}).encode()).id
+                for n in range(start, start + count)]
 
 
 def sequence(endpoint: Endpoint, path: str) -> list[int]:
@@ -85,6 +87,21 @@ def parked(settings: Settings, source_topic: str) -> int:
     finally:
         consumer.close()
     return count
+
+
+def decisions(settings: Settings, event_ids: list[str]) -> dict[str, dict]:
+    """The router's decisions for these events, by event id."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": uuid.uuid4().hex,
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([TopicNames.from_settings(settings).routing])
+    found = {}
+    try:
+        while (message := consumer.poll(1.0)) is not None:
+            if message.error() is None and (decision := codec("routing_decision").decode(message.value()))["event_id"] in event_ids:
+                found[decision["event_id"]] = decision
+    finally:
+        consumer.close()
+    return found
 
 
 def disabled_events(settings: Settings, subscription_id: str) -> list[dict]:
@@ -114,10 +131,22 @@ def test_410_disables_keeps_the_backlog_and_drains_it_in_order_when_enabled(stac
         print(stage_logs(logs))
         raise
     assert "410" in reasons[0]["reason"]
+    assert "410" in (read_snapshot(settings)[subscription.id].disabled_reason or "")
+    # A user pauses another subscription after the disabling was written (one partition, in order):
+    # once the router drops an event for that pause, it has read the disabling too.
+    _, probe, probe_kind, _ = subscribe(settings, endpoint)
+    commands.update(probe.id, {"active": False})
+    probes: list[str] = []
+    wait_until(lambda: probes.extend(publish(settings, probe_kind, 1)) or any(
+        d["reason"] == "paused" for d in decisions(settings, probes).values()), what="the router seeing the pause")
+    while_disabled = publish(settings, kind, 3, start=5)
+    routed = wait_until(lambda: len(d := decisions(settings, while_disabled)) == 3 and d, what="their routing")
+    assert all(d["matched"] == [subscription.id] for d in routed.values())  # not dropped as paused
     assert sequence(endpoint, path) == [0]  # the first try was answered 410; nothing more while disabled
     commands.update(subscription.id, {"active": True})
-    wait_until(lambda: len(sequence(endpoint, path)) >= 6, what="the backlog drained")
-    assert sequence(endpoint, path) == [0, 0, 1, 2, 3, 4]
+    assert read_snapshot(settings)[subscription.id].disabled_reason is None
+    wait_until(lambda: len(sequence(endpoint, path)) >= 9, what="the backlog drained")
+    assert sequence(endpoint, path) == [0, 0, 1, 2, 3, 4, 5, 6, 7]
 
 
 def test_retry_after_is_honoured(stack) -> None:

@@ -56,3 +56,12 @@ def test_sources_filter_and_a_filtered_reason() -> None:
     assert decide([devices], Event(type="t", source="device-2")).matched == [devices]
     dropped = decide([devices], Event(type="t", source="device-9"))
     assert (dropped.matched, dropped.reason) == ([], "filtered")
+
+
+def test_a_disabled_subscription_is_still_routed_to_and_a_paused_one_is_not() -> None:
+    event = Event(type="user.created")
+    disabled = subscription(event_types=["user.*"]).disabled("410 Gone")
+    assert not disabled.active
+    assert decide([disabled], event).matched == [disabled]  # its topic keeps the backlog
+    resumed_then_paused = disabled.patched({"active": False})
+    assert decide([resumed_then_paused], event).reason == "paused"
