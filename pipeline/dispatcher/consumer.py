@@ -46,7 +46,9 @@ class EndpointConsumer:
             metadata_max_age_ms=settings.dispatcher_metadata_refresh_ms,
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
-            fetch_max_wait_ms=100,
+            # At a steady trickle a fetch per task costs more than the task: wait a moment for company.
+            fetch_min_bytes=32 * 1024,
+            fetch_max_wait_ms=20,
         )
 
     async def run(self, stopping: asyncio.Event) -> None:
