@@ -18,6 +18,7 @@ from pipeline.errors import InvalidEvent
 from pipeline.models import decode_event, encode_task, utcnow
 from pipeline.router.decisions import invalid_decision, routing_decision
 from pipeline.router.matching import Matcher
+from pipeline.router.transport import BatchedFetchTransport
 from pipeline.subscriptions.table import SubscriptionTable
 from pipeline.topics import TopicNames
 
@@ -49,6 +50,8 @@ def create_app(settings: Settings) -> faust.App:
         producer_max_batch_size=512 * 1024,
         stream_wait_empty=False,
     )
+    # Before any topic is declared: declaring one makes faust build its default transport.
+    app.transport = BatchedFetchTransport(app.conf.broker_consumer, app)
     table = SubscriptionTable(settings)
     router = EventRouter(app, table, names)
 
