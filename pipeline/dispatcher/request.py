@@ -7,8 +7,6 @@ A batching subscription always receives a JSON array, even of one event.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +17,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from pipeline import __version__
 from pipeline.errors import InvalidInput
 from pipeline.models import Event, is_json
-from pipeline.signing import webhook_headers
+from pipeline.signing import body_signature, webhook_headers
 from pipeline.subscriptions.model import Subscription
 
 USER_AGENT = f"webhook-pipeline/{__version__}"
@@ -109,14 +107,8 @@ def _signature_headers(subscription: Subscription, message_id: str, timestamp: i
     if subscription.signing == "standard":
         return webhook_headers(secrets, message_id, timestamp, body)
     # Plain hex HMAC-SHA256 of the body, as the seed products sent; one per active secret while rotating.
-    digests = [hmac.new(_key(secret), body, hashlib.sha256).hexdigest() for secret in secrets]
+    digests = [body_signature(secret, body) for secret in secrets]
     return {"x-signature": " ".join(digests), "x-signature-algo": "sha256", "webhook-timestamp": str(timestamp)}
-
-
-def _key(secret: str) -> bytes:
-    from pipeline.signing import secret_key
-
-    return secret_key(secret)
 
 
 def _auth_headers(subscription: Subscription) -> dict[str, str]:
