@@ -73,6 +73,16 @@ async def attempt_delivery(transport: HttpTransport, subscription: Subscription,
     return AttemptOutcome(records=[_record(task, common) for task in tasks], response=response)
 
 
+def dead_lettered_records(subscription: Subscription, tasks: Sequence[DeliveryTask], attempt: int,
+                          reason: str) -> list[dict[str, Any]]:
+    """The results records of a delivery parked in the dead-letter topic, one per event: outcome
+    `dead_lettered`, the reason as the error, and no HTTP (no status, no latency, no bytes).
+    `attempt` is how many attempts were made (or begun) before it was parked."""
+    common = _common(subscription, attempt, datetime.now(timezone.utc), 0.0, "dead_lettered", reason, 0, None)
+    common["request_headers"] = {}
+    return [_record(task, common) for task in tasks]
+
+
 def _common(subscription: Subscription, attempt: int, started: datetime, latency_ms: float, outcome: str,
             error: str | None, request_bytes: int, response: HttpResponse | None) -> dict[str, Any]:
     return {

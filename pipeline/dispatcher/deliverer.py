@@ -1,6 +1,10 @@
 """Delivers one batch of tasks (usually one) until it succeeds, its retry schedule is spent,
 or its subscription is gone.
 
+A task parked in the dead-letter topic also gets a results record per event with the outcome
+`dead_lettered` and the reason; a task that cannot be decoded has no event to record, so it
+is only in the dead-letter topic.
+
 Retries wait in place, inside the lane, so later messages of the lane never overtake it;
 other lanes and other endpoints keep flowing.
 """
@@ -13,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from pipeline.dispatcher.attempt import AttemptOutcome, attempt_delivery
+from pipeline.dispatcher.attempt import AttemptOutcome, attempt_delivery, dead_lettered_records
 from pipeline.dispatcher.disabling import Disabler, FailureStreaks
 from pipeline.dispatcher.flow import Gates
 from pipeline.dispatcher.http import HttpTransport
@@ -58,9 +62,10 @@ class Deliverer:
         return LanePolicy(subscription.ordering, subscription.batch_max_events, subscription.batch_max_wait_ms / 1000)
 
     async def deliver(self, records: list[Any]) -> None:
-        tasks = self._decode(records)
-        if not tasks:
+        decoded = self._decode(records)
+        if not decoded:
             return
+        records, tasks = [record for record, _ in decoded], [task for _, task in decoded]
         attempt = _attempt_of(records[0])
         while True:
             subscription = await self._deliverable_subscription(tasks[0].subscription_id)
@@ -74,12 +79,12 @@ class Deliverer:
             except InvalidInput as exc:
                 # The request cannot be built (a template that cannot render this event, a body over
                 # the size limit): retrying would fail the same way, so it is parked with the reason.
-                self._dead_letter(records, f"request could not be built: {exc}")
+                self._dead_letter(subscription, records, tasks, attempt, f"request could not be built: {exc}")
                 return
             for record in outcome.records:
                 self.outbox.attempt(record)
             if outcome.refused:
-                self._dead_letter(records, f"refused: {outcome.error}")
+                self._dead_letter(subscription, records, tasks, attempt, f"refused: {outcome.error}")
                 return
             verdict = self._judge(outcome)
             if verdict.succeeded:
@@ -89,7 +94,8 @@ class Deliverer:
             endless = subscription.when_retries_exhausted == "block"
             delay = self._schedule(subscription).delay_before(attempt + 1, endless=endless)
             if delay is None:
-                self._dead_letter(records, f"retry schedule spent after {attempt} attempts: {outcome.error}")
+                self._dead_letter(subscription, records, tasks, attempt,
+                                  f"retry schedule spent after {attempt} attempts: {outcome.error}")
                 return
             delay = max(delay, verdict.retry_after_s or 0.0)
             if subscription.ordering == "none" and len(records) == 1:
@@ -115,18 +121,22 @@ class Deliverer:
         elif self.streaks.failed(subscription.id):
             await self.disabler.disable(subscription, f"only failures for {self.policy.disable_after}: {error}")
 
-    def _dead_letter(self, records: list[Any], reason: str) -> None:
+    def _dead_letter(self, subscription: Subscription, records: list[Any], tasks: list[DeliveryTask],
+                     attempt: int, reason: str) -> None:
         for record in records:
             self.outbox.dead_letter(record.key, record.value, reason, record.topic)
+        for result in dead_lettered_records(subscription, tasks, attempt, reason):
+            self.outbox.attempt(result)
 
-    def _decode(self, records: list[Any]) -> list[DeliveryTask]:
-        tasks = []
+    def _decode(self, records: list[Any]) -> list[tuple[Any, DeliveryTask]]:
+        """The records that decode, with their tasks; the rest are dead-lettered here, once."""
+        decoded = []
         for record in records:
             try:
-                tasks.append(DeliveryTask.from_avro(record.value))
+                decoded.append((record, DeliveryTask.from_avro(record.value)))
             except (CodecError, ValueError, TypeError) as exc:
                 self.outbox.dead_letter(record.key, record.value or b"", f"undecodable task: {exc}", record.topic)
-        return tasks
+        return decoded
 
     def _schedule(self, subscription: Subscription) -> RetrySchedule:
         if subscription.retry_schedule_s is None:

@@ -88,7 +88,9 @@ def series(rows: list[dict[str, Any]], time_range: TimeRange, metrics: Mapping[s
     return [{"key": key} | columns for key, columns in by_key.items()]
 
 
-TRAFFIC_METRICS = {"attempts": 0, "succeeded": 0, "failed": 0, "error_rate": None} | dict.fromkeys(PERCENTILES)
+# dead_lettered: deliveries parked in the dead-letter topic; the SQL keeps them out of the attempts.
+TRAFFIC_METRICS = ({"attempts": 0, "succeeded": 0, "failed": 0, "dead_lettered": 0, "error_rate": None}
+                   | dict.fromkeys(PERCENTILES))
 
 
 class StatsQueries:

@@ -4,16 +4,20 @@ Embedded chdb lets one process only open its data directory: the CLI, the admin 
 tests ask this server instead. Times are ISO 8601, `now`, or an age (`15m`, `2h`, `7d`);
 `from` defaults to an hour before `to`, `to` to now, `step` (seconds, a multiple of 60) to
 about 120 points. Filters: subscription_id, tenant, event_type, outcome, status (`2xx`...,
-`none`). `by`: subscription_id, tenant, event_type, outcome or status. Routes:
+`none`). `by`: subscription_id, tenant, event_type, outcome or status. A delivery parked in
+the dead-letter topic is stored as outcome `dead_lettered`; it is no HTTP attempt, so only
+`dead_lettered` counts it, and the error log lists it. Routes:
 
     GET /healthz                                      {"ok": true}
     GET /v1/stats[?subscription_id=&tenant=]          {"subscriptions": [{subscription_id, attempts, delivered,
-                                                        failed, p50_ms, p99_ms, last_attempt_at}]}   (all time)
+                                                        failed, dead_lettered, p50_ms, p99_ms,
+                                                        last_attempt_at}]}   (all time)
     GET /v1/stats/traffic?from&to&step&by&filters     {from, to, step_s, times: [iso], by, series: [{key,
-                                                        attempts: [n], succeeded, failed, error_rate, p50_ms,
+                                                        attempts: [n], succeeded, failed, dead_lettered,
+                                                        error_rate, p50_ms,
                                                         p95_ms, p99_ms}]}   (one value per time)
     GET /v1/stats/summary?from&to&by&filters          {from, to, by, rows: [{key, attempts,
-                                                        succeeded, failed, error_rate, retry_attempts,
+                                                        succeeded, failed, dead_lettered, error_rate, retry_attempts,
                                                         succeeded_on_retry, p50_ms, p95_ms, p99_ms,
                                                         mean_latency_ms, max_latency_ms, request_bytes,
                                                         response_bytes, outcomes: {}, statuses: {},
@@ -27,7 +31,7 @@ about 120 points. Filters: subscription_id, tenant, event_type, outcome, status 
                                                       {from, to, errors: [failed attempt, newest first],
                                                         reasons: [{outcome, status_code, reason, attempts,
                                                         events, subscriptions, last_seen}]}
-    GET /v1/attempts/count[?subscription_id=&outcome=]     {"count": n}
+    GET /v1/attempts/count[?subscription_id=&outcome=]     {"count": n}   (dead_lettered only if asked)
 
 Bad parameters answer 422 {"error": {"field", "problem"}}; a failing store 503 {"error": reason}.
 """

@@ -32,7 +32,8 @@ TABLE = ATTEMPTS.table
 DATABASE_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 DEFAULT_RETENTION_DAYS = 90
 # The /v1/stats row, as it was before the rollups existed: clients read these names.
-STATS_COLUMNS = ("subscription_id", "attempts", "delivered", "failed", "p50_ms", "p99_ms", "last_attempt_at")
+STATS_COLUMNS = ("subscription_id", "attempts", "delivered", "failed", "dead_lettered", "p50_ms", "p99_ms",
+                 "last_attempt_at")
 
 # A replayed chunk carries the token of its first insert: ClickHouse then skips it in the table
 # and, with the second setting, in every materialized view fed by it (so rollups stay exact).
@@ -125,7 +126,10 @@ class ResultsStore:
         return [{name: row[name] for name in STATS_COLUMNS} for row in rows]
 
     def count_attempts(self, subscription_id: str | None = None, outcome: str | None = None) -> int:
+        """Stored HTTP attempts; dead_lettered rows (no HTTP attempt) only when that outcome is asked for."""
         where, parameters = _filters(subscription_id=subscription_id, outcome=outcome)
+        if outcome is None:
+            where = f"{where or 'WHERE 1'} AND outcome != 'dead_lettered'"
         result = self.client.query(f"SELECT count() FROM {TABLE} {where}", parameters=parameters)
         return int(result.result_rows[0][0])
 

@@ -14,15 +14,27 @@ Record = dict[str, Any]
 
 
 def attempts_of_event(make: Callable[..., Record], subscription_id: str, results: list[tuple[str, int | None, float]],
-                      *, start_s: float, **fields: Any) -> list[Record]:
-    """The attempts of one event: (outcome, status, latency_ms) per try, 20 s apart."""
+                      *, start_s: float, dead_letter: str | None = None, **fields: Any) -> list[Record]:
+    """The attempts of one event: (outcome, status, latency_ms) per try, 20 s apart; then, with
+    dead_letter (the reason), the dispatcher's dead_lettered record a second after the last try."""
     event_id = f"evt_{uuid.uuid4().hex}"
-    return [
+    records = [
         make(subscription_id, outcome=outcome, status_code=status, latency_ms=latency,
              seconds_later=start_s + 20 * index, event_id=event_id, attempt=index + 1, error=_error(outcome, status),
              **fields)
         for index, (outcome, status, latency) in enumerate(results)
     ]
+    if dead_letter is not None:
+        records.append(make(subscription_id, outcome="dead_lettered", status_code=None, latency_ms=0.0,
+                            seconds_later=start_s + 20 * max(len(results) - 1, 0) + 1, event_id=event_id,
+                            attempt=max(len(results), 1), error=dead_letter, request_bytes=0, response_bytes=0,
+                            response_body="", **fields))
+    return records
+
+
+def is_attempt(record: Record) -> bool:
+    """An HTTP attempt; a dead_lettered record is not one and is counted apart."""
+    return record["outcome"] != "dead_lettered"
 
 
 def _error(outcome: str, status: int | None) -> str | None:
@@ -33,16 +45,20 @@ def _error(outcome: str, status: int | None) -> str | None:
 
 
 def known_mix(make: Callable[..., Record]) -> list[Record]:
-    """Successes, 4xx, 5xx, timeouts, a connection error, and events retried then delivered,
-    over two tenants, two event types and four subscriptions, across several minutes."""
+    """Successes, 4xx, 5xx, timeouts, a connection error, events retried then delivered, and
+    dead-lettered ones (schedule spent, a request that could not be built), over two tenants,
+    two event types and four subscriptions, across several minutes."""
     acme = {"tenant": "acme", "event_type": "user.created"}
     globex = {"tenant": "globex", "event_type": "order.paid"}
     records: list[Record] = []
     for n in range(12):  # delivered at the first try
         records += attempts_of_event(make, "sub_ok", [("success", 200, 10.0 * (n + 1))], start_s=n * 15, **acme)
+    records += attempts_of_event(make, "sub_ok", [], start_s=12 * 15, **acme,
+                                 dead_letter="request could not be built: template: no data.user")
     for n in range(4):  # refused by the endpoint, never delivered
         records += attempts_of_event(make, "sub_4xx", [("http_error", 404, 5.0 + n), ("http_error", 404, 6.0 + n)],
-                                     start_s=n * 30, **acme)
+                                     start_s=n * 30, dead_letter="retry schedule spent after 2 attempts: HTTP 404",
+                                     **acme)
     records += attempts_of_event(make, "sub_4xx", [("http_error", 429, 3.0), ("success", 204, 4.0)], start_s=7, **acme)
     for n in range(3):  # 5xx, then 5xx again, then delivered
         records += attempts_of_event(make, "sub_5xx", [("http_error", 500, 40.0), ("http_error", 503, 50.0 + n),
@@ -50,7 +66,8 @@ def known_mix(make: Callable[..., Record]) -> list[Record]:
     records += attempts_of_event(make, "sub_slow", [("timeout", None, 1000.0), ("success", 201, 300.0)], start_s=3,
                                  **globex)
     records += attempts_of_event(make, "sub_slow", [("timeout", None, 1000.0), ("timeout", None, 1000.0),
-                                                    ("connection_error", None, 0.5)], start_s=33, **globex)
+                                                    ("connection_error", None, 0.5)], start_s=33, **globex,
+                                 dead_letter="retry schedule spent after 3 attempts: connection_error (test)")
     return records
 
 
@@ -90,21 +107,26 @@ def expected_summary(records: list[Record], key: Callable[[Record], str]) -> dic
 
 
 def _summary(group: list[Record]) -> dict[str, Any]:
-    latencies = [record["latency_ms"] for record in group]
-    succeeded = sum(record["outcome"] == "success" for record in group)
+    """Over the HTTP attempts of the group; its dead_lettered records only in dead_lettered."""
+    attempts = [record for record in group if is_attempt(record)]
+    latencies = [record["latency_ms"] for record in attempts]
+    succeeded = sum(record["outcome"] == "success" for record in attempts)
     return {
-        "attempts": len(group), "succeeded": succeeded, "failed": len(group) - succeeded,
-        "error_rate": (len(group) - succeeded) / len(group),
-        "retry_attempts": sum(record["attempt"] > 1 for record in group),
-        "succeeded_on_retry": sum(record["attempt"] > 1 and record["outcome"] == "success" for record in group),
-        "p50_ms": linear_quantile(latencies, 0.5), "p95_ms": linear_quantile(latencies, 0.95),
-        "p99_ms": linear_quantile(latencies, 0.99),
-        "mean_latency_ms": sum(latencies) / len(latencies), "max_latency_ms": max(latencies),
-        "request_bytes": sum(record["request_bytes"] for record in group),
-        "response_bytes": sum(record["response_bytes"] for record in group),
-        "outcomes": dict(Counter(record["outcome"] for record in group)),
-        "statuses": dict(Counter(status_label(record) for record in group)),
-        "last_attempt_at": max(record["started_at"] for record in group).isoformat(),
+        "attempts": len(attempts), "succeeded": succeeded, "failed": len(attempts) - succeeded,
+        "dead_lettered": len(group) - len(attempts),
+        "error_rate": (len(attempts) - succeeded) / len(attempts) if attempts else None,
+        "retry_attempts": sum(record["attempt"] > 1 for record in attempts),
+        "succeeded_on_retry": sum(record["attempt"] > 1 and record["outcome"] == "success" for record in attempts),
+        "p50_ms": linear_quantile(latencies, 0.5) if attempts else None,
+        "p95_ms": linear_quantile(latencies, 0.95) if attempts else None,
+        "p99_ms": linear_quantile(latencies, 0.99) if attempts else None,
+        "mean_latency_ms": sum(latencies) / len(latencies) if attempts else None,
+        "max_latency_ms": max(latencies) if attempts else None,
+        "request_bytes": sum(record["request_bytes"] for record in attempts),
+        "response_bytes": sum(record["response_bytes"] for record in attempts),
+        "outcomes": dict(Counter(record["outcome"] for record in attempts)),
+        "statuses": dict(Counter(status_label(record) for record in attempts)),
+        "last_attempt_at": max(record["started_at"] for record in attempts).isoformat() if attempts else None,
     }
 
 

@@ -1,4 +1,6 @@
-"""A known mix through Kafka, the sink and the query server: every aggregate exactly as computed here."""
+"""A known mix through Kafka, the sink and the query server: every aggregate exactly as computed here.
+
+The mix holds dead_lettered records too: they are counted as dead_lettered, never as attempts."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import asyncio
 import pytest
 
 from pipeline.results import client
-from tests.results.mix import expected_per_minute, expected_summary, status_label
+from tests.results.mix import expected_per_minute, expected_summary, is_attempt, status_label
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +34,9 @@ async def test_summary_by_every_dimension_is_exact(stored_mix, by, key):
     assert set(got) == set(expected)
     for name, want in expected.items():
         for metric, value in want.items():
-            assert got[name][metric] == (pytest.approx(value, rel=1e-9) if metric in FLOATS else value), (name, metric)
+            exact = metric not in FLOATS or value is None
+            assert got[name][metric] == (value if exact else pytest.approx(value, rel=1e-9)), (name, metric)
+    assert sum(row["dead_lettered"] for row in got.values()) == 6
 
 
 async def test_traffic_per_minute_is_exact_and_empty_minutes_are_zero(stored_mix):
@@ -42,7 +46,8 @@ async def test_traffic_per_minute_is_exact_and_empty_minutes_are_zero(stored_mix
 
     # 20 minutes from a time within a minute: 21 buckets, the first starting at that minute
     assert answer["step_s"] == 60 and len(answer["times"]) == 21
-    for metric, wanted in (("attempts", lambda r: True), ("failed", lambda r: r["outcome"] != "success")):
+    for metric, wanted in (("attempts", is_attempt), ("failed", lambda r: is_attempt(r) and r["outcome"] != "success"),
+                           ("dead_lettered", lambda r: not is_attempt(r))):
         expected = expected_per_minute(records, wanted)
         for series in answer["series"]:
             by_minute = dict(zip(answer["times"], series[metric], strict=True))
@@ -61,7 +66,8 @@ async def test_a_longer_step_adds_the_minutes_up(stored_mix):
     answer = await fetch(base_url, "/v1/stats/traffic", window | {"step": "600", "by": "tenant"})
 
     totals = {series["key"]: sum(series["attempts"]) for series in answer["series"]}
-    assert totals == {tenant: sum(r["tenant"] == tenant for r in records) for tenant in ("acme", "globex")}
+    assert totals == {tenant: sum(r["tenant"] == tenant and is_attempt(r) for r in records)
+                      for tenant in ("acme", "globex")}
     assert len(answer["times"]) in (2, 3)  # ten-minute steps over twenty minutes, aligned to the clock
 
 
@@ -74,15 +80,15 @@ async def test_all_time_stats_keep_their_shape(stored_mix):
     assert set(rows) == set(expected)
     for name, row in rows.items():
         want = expected[name]
-        counts = (row["attempts"], row["delivered"], row["failed"])
-        assert counts == (want["attempts"], want["succeeded"], want["failed"])
+        counts = (row["attempts"], row["delivered"], row["failed"], row["dead_lettered"])
+        assert counts == (want["attempts"], want["succeeded"], want["failed"], want["dead_lettered"])
         assert (row["p50_ms"], row["p99_ms"]) == (pytest.approx(want["p50_ms"]), pytest.approx(want["p99_ms"]))
         assert row["last_attempt_at"] == want["last_attempt_at"]
 
 
 async def test_last_attempts_of_a_subscription_newest_first(stored_mix):
     records, _, _, base_url = stored_mix
-    sub_ok = [r for r in records if r["subscription_id"] == "sub_ok"]
+    sub_ok = [r for r in records if r["subscription_id"] == "sub_ok" and is_attempt(r)]  # requests only
     newest_first = sorted(sub_ok, key=lambda r: r["started_at"], reverse=True)
 
     default = await fetch(base_url, "/v1/attempts", {"subscription_id": "sub_ok"})
@@ -95,7 +101,7 @@ async def test_last_attempts_of_a_subscription_newest_first(stored_mix):
 
 async def test_error_log_and_reasons(stored_mix):
     records, _, window, base_url = stored_mix
-    failures = [r for r in records if r["outcome"] != "success"]
+    failures = [r for r in records if r["outcome"] != "success"]  # dead-letterings included
 
     answer = await fetch(base_url, "/v1/errors", window)
 
@@ -105,9 +111,13 @@ async def test_error_log_and_reasons(stored_mix):
         ("http_error", 404, "HTTP 404"): (8, 4), ("http_error", 429, "HTTP 429"): (1, 1),
         ("http_error", 500, "HTTP 500"): (3, 3), ("http_error", 503, "HTTP 503"): (3, 3),
         ("timeout", None, "timeout (test)"): (3, 2), ("connection_error", None, "connection_error (test)"): (1, 1),
+        ("dead_lettered", None, "retry schedule spent after 2 attempts: HTTP 404"): (4, 4),
+        ("dead_lettered", None, "retry schedule spent after 3 attempts: connection_error (test)"): (1, 1),
+        ("dead_lettered", None, "request could not be built: template: no data.user"): (1, 1),
     }
     only_slow = await fetch(base_url, "/v1/errors", window | {"subscription_id": "sub_slow", "limit": "2"})
-    assert [e["outcome"] for e in only_slow["errors"]] == ["connection_error", "timeout"]
+    assert [e["outcome"] for e in only_slow["errors"]] == ["dead_lettered", "connection_error"]
+    assert only_slow["errors"][0]["status_code"] is None and only_slow["errors"][0]["latency_ms"] == 0
 
 
 async def test_routing_decisions_by_reason(stored_mix):

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from pipeline.config import PROJECT_ROOT
-from tests.results.mix import expected_summary
+from tests.results.mix import expected_summary, is_attempt
 
 pytestmark = pytest.mark.integration
 
@@ -47,15 +47,20 @@ def test_every_panel_query_runs_and_counts_like_the_api(ingested, base_time, cho
     results = {title: store.client.query(expand(sql, start, end, chosen)).result_rows
                for title, sql in panels().items()}
 
-    assert results["Attempts"] == [(len(wanted),)]
-    assert results["Failed"] == [(sum(r["outcome"] != "success" for r in wanted),)]
+    requests = [r for r in wanted if is_attempt(r)]
+    assert results["Attempts"] == [(len(requests),)]
+    assert results["Failed"] == [(sum(r["outcome"] != "success" for r in requests),)]
+    assert results["Dead-lettered"] == [(len(wanted) - len(requests),)]
     per_subscription = {}
     for _, subscription, attempts in results["Attempts per subscription"]:
         per_subscription[subscription] = per_subscription.get(subscription, 0) + attempts
     expected = expected_summary(wanted, lambda r: r["subscription_id"])
     assert per_subscription == {name: row["attempts"] for name, row in expected.items()}
     assert {row[0]: row[3] for row in results["Per subscription"]} == {n: r["failed"] for n, r in expected.items()}
-    assert len(results["Last requests"]) == min(10, len(wanted))
+    assert {row[0]: row[4] for row in results["Per subscription"]} == \
+        {n: r["dead_lettered"] for n, r in expected.items()}
+    assert len(results["Last requests"]) == min(10, len(requests))
+    assert "dead_lettered" not in {row[5] for row in results["Last requests"]}
 
 
 def test_the_variables_list_the_values_there_are(ingested):

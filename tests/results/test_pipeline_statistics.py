@@ -85,12 +85,16 @@ def _assert_matches_the_endpoints(answers: dict[str, dict], script: ScriptedEndp
         assert row["succeeded"] == sum(answer.startswith("2") for _, answer in seen), path
     assert rows[subscriptions["/flaky"]]["succeeded_on_retry"] == 3  # each flaky event: 500, 503, then delivered
     assert rows[subscriptions["/slow"]]["succeeded_on_retry"] == 1
+    notfound = rows[subscriptions["/notfound"]]  # three events, two 404s each, then dead-lettered
+    assert (notfound["attempts"], notfound["failed"], notfound["dead_lettered"]) == (6, 6, 3)
+    assert sum(row["dead_lettered"] for row in rows.values()) == 3
     received_ok = {event_id for event_id, _ in script.answers["/ok"]}
     last = answers["last"]["attempts"]
     assert len(last) == 10 and {attempt["event_id"] for attempt in last} <= received_ok
     reasons = {(r["outcome"], r["status_code"]): r["attempts"] for r in answers["errors"]["reasons"]}
     assert (reasons[("http_error", 404)], reasons[("http_error", 500)], reasons[("http_error", 503)]) == (6, 3, 3)
     assert reasons[("timeout", None)] == 1
+    assert reasons[("dead_lettered", None)] == 3  # one per dead-lettered event, not an HTTP attempt
 
 
 def _subscribe(settings, base: str) -> dict[str, str]:

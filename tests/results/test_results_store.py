@@ -69,6 +69,15 @@ def test_counts_filter_by_subscription_and_outcome(store, known_attempts):
     assert store.count_attempts(subscription_id="sub_b", outcome="success") == 0
 
 
+def test_dead_lettered_rows_are_not_counted_as_attempts(store, attempt):
+    store.insert_attempts([attempt("sub_a"), attempt("sub_a", outcome="dead_lettered", status_code=None, latency_ms=0.0)])
+
+    assert store.count_attempts() == 1
+    assert store.count_attempts(outcome="dead_lettered") == 1
+    (row,) = store.stats("sub_a")
+    assert (row["attempts"], row["delivered"], row["failed"], row["dead_lettered"]) == (1, 1, 0, 1)
+
+
 def test_filters_are_bound_parameters_not_sql(store, attempt):
     tricky = "sub' OR '1'='1"
     store.insert_attempts([attempt(tricky), attempt("sub_other")])

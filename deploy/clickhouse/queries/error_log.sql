@@ -1,4 +1,5 @@
--- The error log: failed attempts in a time range, newest first, with what went wrong.
+-- The error log: failed attempts in a time range, newest first, with what went wrong;
+-- deliveries parked in the dead-letter topic appear too, as outcome dead_lettered with the reason.
 SELECT
     started_at, subscription_id, tenant, event_id, event_type, attempt, endpoint_host,
     outcome, status_code, error, latency_ms, response_body, attempt_id

@@ -1,4 +1,6 @@
 -- Why attempts failed: failed attempts in a time range grouped by outcome, status and error.
+-- Dead-lettered deliveries form groups of their own (outcome dead_lettered, the reason as error;
+-- there `attempts` counts dead-letterings, not HTTP attempts).
 SELECT
     outcome,
     status_code,

@@ -1,15 +1,19 @@
--- All-time totals per subscription: delivered (successful attempts), failed attempts and
--- latency percentiles. A filter given as '' means all.
+-- All-time totals per subscription: delivered (successful attempts), failed attempts,
+-- dead-lettered deliveries and latency percentiles. A dead_lettered row records a delivery
+-- parked in the dead-letter topic, not an HTTP attempt: it is counted apart, never as an attempt.
+-- A filter given as '' means all.
+WITH r.outcome != 'dead_lettered' AS is_attempt
 SELECT
     r.subscription_id AS subscription_id,
-    sum(r.attempts) AS attempts,
+    sumIf(r.attempts, is_attempt) AS attempts,
     sumIf(r.attempts, r.outcome = 'success') AS delivered,
     attempts - delivered AS failed,
-    quantilesMerge(0.5, 0.95, 0.99)(r.latency_ms_quantiles) AS latency_ms,
+    sumIf(r.attempts, NOT is_attempt) AS dead_lettered,
+    quantilesMergeIf(0.5, 0.95, 0.99)(r.latency_ms_quantiles, is_attempt) AS latency_ms,
     latency_ms[1] AS p50_ms,
     latency_ms[2] AS p95_ms,
     latency_ms[3] AS p99_ms,
-    max(r.last_attempt_at) AS last_attempt_at
+    if(attempts = 0, NULL, maxIf(r.last_attempt_at, is_attempt)) AS last_attempt_at
 FROM attempts_per_minute AS r
 WHERE ({subscription_id:String} = '' OR r.subscription_id = {subscription_id:String})
   AND ({tenant:String} = '' OR r.tenant = {tenant:String})

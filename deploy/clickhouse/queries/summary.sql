@@ -1,20 +1,24 @@
 -- Totals over a time range, one row per value of {by}: attempts by outcome and status class,
--- the error rate's parts, retries, and latency percentiles.
+-- the error rate's parts, retries, latency percentiles, and the deliveries dead-lettered.
+-- A dead_lettered row is not an HTTP attempt: no attempt count, rate, latency, outcome or
+-- status below includes it; dead_lettered counts those rows alone.
+WITH r.outcome != 'dead_lettered' AS is_attempt
 SELECT
     toString({by:Identifier}) AS key,
-    sum(r.attempts) AS attempts,
+    sumIf(r.attempts, is_attempt) AS attempts,
     sumIf(r.attempts, r.outcome = 'success') AS succeeded,
     attempts - succeeded AS failed,
-    sum(r.retry_attempts) AS retry_attempts,
+    sumIf(r.attempts, NOT is_attempt) AS dead_lettered,
+    sumIf(r.retry_attempts, is_attempt) AS retry_attempts,
     sumIf(r.retry_attempts, r.outcome = 'success') AS succeeded_on_retry,
-    quantilesMerge(0.5, 0.95, 0.99)(r.latency_ms_quantiles) AS latency_ms,
-    sum(r.latency_ms_sum) / attempts AS mean_latency_ms,
-    max(r.latency_ms_max) AS max_latency_ms,
+    quantilesMergeIf(0.5, 0.95, 0.99)(r.latency_ms_quantiles, is_attempt) AS latency_ms,
+    sumIf(r.latency_ms_sum, is_attempt) / attempts AS mean_latency_ms,
+    if(attempts = 0, NULL, maxIf(r.latency_ms_max, is_attempt)) AS max_latency_ms,
     sum(r.request_bytes) AS request_bytes,
     sum(r.response_bytes) AS response_bytes,
-    sumMap(map(r.outcome, r.attempts)) AS outcomes,
-    sumMap(map(r.status, r.attempts)) AS statuses,
-    max(r.last_attempt_at) AS last_attempt_at
+    sumMapIf(map(r.outcome, r.attempts), is_attempt) AS outcomes,
+    sumMapIf(map(r.status, r.attempts), is_attempt) AS statuses,
+    if(attempts = 0, NULL, maxIf(r.last_attempt_at, is_attempt)) AS last_attempt_at
 FROM attempts_per_minute AS r
 WHERE r.minute >= {from:DateTime('UTC')} AND r.minute < {to:DateTime('UTC')}
   AND ({subscription_id:String} = '' OR r.subscription_id = {subscription_id:String})

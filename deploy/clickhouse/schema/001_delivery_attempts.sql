@@ -1,4 +1,6 @@
--- One row per HTTP attempt of a delivery: the fields of schemas/delivery_attempt.avsc.
+-- One row per HTTP attempt of a delivery: the fields of schemas/delivery_attempt.avsc. A delivery
+-- parked in the dead-letter topic adds one row per event with outcome dead_lettered (no HTTP:
+-- status_code null, latency 0, the reason in error); queries count those apart from attempts.
 -- Run in the statistics database (`USE webhooks` or `clickhouse-client --database webhooks`).
 --
 -- outcome is a string, not an Enum: the dispatcher may add outcomes (refused, dead_lettered)

@@ -4,7 +4,9 @@
 -- Counts are sums (retry_attempts: attempts after the first of their event); latency
 -- percentiles are mergeable quantile states: query them with
 -- quantilesMerge(0.5, 0.95, 0.99)(latency_ms_quantiles). status_class is status_code / 100,
--- 0 when there was no response (timeout, connection error, refused).
+-- 0 when there was no response (timeout, connection error, refused, dead_lettered).
+-- dead_lettered rows keep a group of their own (outcome is in the key): queries leave them out
+-- of attempts, failures and latency, and count them apart.
 -- The view's inserts carry the source insert's deduplication token, so a replayed batch is
 -- skipped here too (the window below must be set on this table as well).
 

@@ -1,0 +1,107 @@
+"""A dead-lettered delivery leaves a results record per event beside its dead letters, and is
+not counted as an HTTP attempt: outcome dead_lettered, no status, no latency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.codec import codec
+from pipeline.dispatcher.deliverer import Deliverer, DeliveryPolicy
+from pipeline.dispatcher.http import DeliveryRefused, HttpResponse
+from pipeline.dispatcher.retry import RetrySchedule
+from pipeline.models import DeliveryTask, Event, utcnow
+from pipeline.subscriptions.model import Subscription
+
+
+@dataclass
+class Record:
+    value: bytes
+    offset: int = 0
+    key: bytes | None = b"k"
+    topic: str = "endpoint.sub"
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+class Outbox:
+    def __init__(self) -> None:
+        self.attempts: list[dict[str, Any]] = []
+        self.dead_letters: list[tuple[bytes, str]] = []
+
+    def attempt(self, record: dict[str, Any]) -> None:
+        codec("delivery_attempt").encode(record)  # what the real outbox writes must fit the schema
+        self.attempts.append(record)
+
+    def dead_letter(self, key: bytes | None, value: bytes, reason: str, source: str) -> None:
+        self.dead_letters.append((value, reason))
+
+
+class Table:
+    def __init__(self, subscription: Subscription):
+        self.subscription = subscription
+
+    def get(self, subscription_id: str) -> Subscription | None:
+        return self.subscription if subscription_id == self.subscription.id else None
+
+
+class Transport:
+    def __init__(self, status: int = 500, refuse: bool = False):
+        self.status, self.refuse, self.sent = status, refuse, 0
+
+    async def send(self, *args: Any, **kwargs: Any) -> HttpResponse:
+        self.sent += 1
+        if self.refuse:
+            raise DeliveryRefused("127.0.0.1 is not allowed")
+        return HttpResponse(self.status, {}, b"")
+
+
+def deliverer(transport: Transport, max_request_bytes: int = 1 << 20, **fields: Any) -> tuple[Deliverer, Outbox, Subscription]:
+    subscription = Subscription(name="s", url="https://example.test/h", event_types=["*"], **fields)
+    outbox = Outbox()
+    policy = DeliveryPolicy(default_schedule=RetrySchedule(delays_s=(0.0, 0.0, 0.0), jitter=0),
+                            max_request_bytes=max_request_bytes)
+    return Deliverer(table=Table(subscription), transport=transport, outbox=outbox, policy=policy), outbox, subscription  # type: ignore[arg-type]
+
+
+def task(subscription: Subscription, n: int) -> Record:
+    event = Event(type="user.created", data=f'{{"n": {n}}}'.encode())
+    return Record(DeliveryTask(subscription_id=subscription.id, routed_at=utcnow(), event=event).to_avro(), offset=n)
+
+
+async def test_a_spent_schedule_records_one_dead_lettered_row_after_its_attempts() -> None:
+    work, outbox, subscription = deliverer(Transport(500))
+    record = task(subscription, 0)
+    await work.deliver([record])
+    outcomes = [(r["outcome"], r["attempt"]) for r in outbox.attempts]
+    assert outcomes == [("http_error", 1), ("http_error", 2), ("http_error", 3), ("dead_lettered", 3)]
+    parked = outbox.attempts[-1]
+    assert parked["status_code"] is None and parked["latency_ms"] == 0 and parked["request_bytes"] == 0
+    assert parked["error"].startswith("retry schedule spent after 3 attempts")
+    assert parked["event_id"] == DeliveryTask.from_avro(record.value).event.id
+    assert outbox.dead_letters == [(record.value, parked["error"])]
+
+
+async def test_a_request_that_cannot_be_built_records_the_current_attempt_for_each_event() -> None:
+    transport = Transport(204)
+    work, outbox, subscription = deliverer(transport, max_request_bytes=10, batch_max_events=2)
+    await work.deliver([task(subscription, 0), task(subscription, 1)])
+    assert transport.sent == 0
+    assert [(r["outcome"], r["attempt"]) for r in outbox.attempts] == [("dead_lettered", 1)] * 2
+    assert len({r["event_id"] for r in outbox.attempts}) == 2
+    assert all(r["error"].startswith("request could not be built") for r in outbox.attempts)
+    assert len(outbox.dead_letters) == 2
+
+
+async def test_a_refused_delivery_is_recorded_as_refused_then_dead_lettered() -> None:
+    work, outbox, subscription = deliverer(Transport(refuse=True))
+    await work.deliver([task(subscription, 0)])
+    assert [r["outcome"] for r in outbox.attempts] == ["refused", "dead_lettered"]
+    assert outbox.attempts[1]["error"].startswith("refused: ")
+
+
+async def test_an_undecodable_task_is_dead_lettered_once_without_a_results_row() -> None:
+    work, outbox, subscription = deliverer(Transport(500), batch_max_events=2)
+    await work.deliver([Record(b"not a task"), task(subscription, 1)])
+    assert [r["outcome"] for r in outbox.attempts] == ["http_error"] * 3 + ["dead_lettered"]
+    reasons = [reason.split(":")[0] for _, reason in outbox.dead_letters]
+    assert reasons == ["undecodable task", "retry schedule spent after 3 attempts"]  # each record parked once
