@@ -51,7 +51,8 @@ class PartitionWork:
 
     @property
     def in_flight(self) -> int:
-        return len(self._offsets)
+        """Messages submitted and not finished; finished ones waiting for a commit do not count."""
+        return len(self._offsets) - len(self._finished)
 
     def submit(self, record: Any) -> None:
         key = self._policy().lane_of(record)

@@ -106,3 +106,23 @@ async def test_batches_gather_up_to_the_size_within_the_wait() -> None:
     await _until(lambda: sum(map(len, batches)) == 7)
     assert batches == [[0, 1, 2], [3, 4, 5], [6]]
     assert work.committable() == 7
+
+
+async def test_finished_messages_awaiting_a_commit_are_not_in_flight() -> None:
+    """Backpressure counts work still to do: what is finished but not yet committed must not
+    pause a partition until the next commit."""
+    release = asyncio.Event()
+
+    async def handle(batch: list[Record]) -> None:
+        if batch[0].key == b"slow":
+            await release.wait()
+
+    work = PartitionWork(handle)
+    work.submit(Record(0, b"slow"))
+    for offset in range(1, 11):
+        work.submit(Record(offset, f"k{offset}".encode()))
+    await _until(lambda: work.in_flight == 1)  # ten finished behind the slow one, none committed
+    assert work.committable() is None
+    release.set()
+    await _until(lambda: work.in_flight == 0)
+    assert work.committable() == 11
