@@ -26,7 +26,7 @@ from pipeline import eventloop
 from pipeline.config import Settings
 from pipeline.devstack.kafka_broker import KafkaBroker
 from pipeline.devstack.stack import start_stage, stop_children
-from pipeline.kafka.admin import ensure_core_topics
+from pipeline.kafka.admin import delete_topics_with_prefix, ensure_core_topics
 from pipeline.producer import EventPublisher
 from pipeline.subscriptions.commands import SubscriptionCommands
 from pipeline.subscriptions.writer import SubscriptionWriter
@@ -85,8 +85,7 @@ def publish_and_wait(publisher: EventPublisher, base_url: str, count: int, alrea
         if rate is not None:
             pause = start + n / rate - time.perf_counter()
             if pause > 0:
-                publisher.flush()  # a paced event leaves now, not at the next batch
-                time.sleep(pause)
+                time.sleep(pause)  # what is queued leaves within the producer's linger meanwhile
         publisher.publish_fields(type="bench.event", ordering_key=f"key-{n % KEYS}",
                                  data=json.dumps({"n": n, "pad": "x" * 900}).encode())
     publisher.flush()
@@ -123,6 +122,7 @@ def run_pipeline(settings: Settings, base_url: str, hanging_url: str | None = No
             paced = latencies_ms(base_url, 200 + EVENTS, PACED_EVENTS)
     finally:
         stop_children(children)
+        delete_topics_with_prefix(settings.kafka_bootstrap_servers, settings.topic_prefix)
     return {"rate": EVENTS / seconds, "saturated": percentiles(saturated),
             "paced_rate": paced_rate, "paced": percentiles(paced)}
 

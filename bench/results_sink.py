@@ -28,7 +28,7 @@ from bench.pipeline import free_port, stage_environment, wait_for
 from pipeline.codec import codec
 from pipeline.config import Settings
 from pipeline.devstack.kafka_broker import KafkaBroker
-from pipeline.kafka.admin import ensure_core_topics
+from pipeline.kafka.admin import delete_topics_with_prefix, ensure_core_topics
 from pipeline.kafka.clients import flush_or_raise, reliable_producer
 from pipeline.results import client
 from pipeline.topics import TopicNames
@@ -119,9 +119,12 @@ def run(rows: int = ROWS, samples: int = LAG_SAMPLES) -> dict[str, Any]:
             "topic_prefix": f"bench{uuid.uuid4().hex[:6]}.", "data_dir": Path(data_dir),
             "clickhouse_dsn": f"chdb://{Path(data_dir) / 'clickhouse'}", "results_port": free_port()})
         ensure_core_topics(settings)
-        with results_service(settings) as base_url:
-            rate = sink_rows_per_second(settings, base_url, rows)
-            p50, p99 = attempt_to_queryable_lag_ms(settings, base_url, samples)
+        try:
+            with results_service(settings) as base_url:
+                rate = sink_rows_per_second(settings, base_url, rows)
+                p50, p99 = attempt_to_queryable_lag_ms(settings, base_url, samples)
+        finally:
+            delete_topics_with_prefix(settings.kafka_bootstrap_servers, settings.topic_prefix)
     return {"rows": rows, "rows_per_s": rate, "samples": samples, "lag_p50_ms": p50, "lag_p99_ms": p99}
 
 

@@ -15,11 +15,10 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AdminClient
 
 from pipeline.config import PROJECT_ROOT, Settings
 from pipeline.devstack.kafka_broker import KafkaBroker
-from pipeline.kafka.admin import ensure_core_topics
+from pipeline.kafka.admin import delete_topics_with_prefix, ensure_core_topics
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 
@@ -107,18 +106,7 @@ def fresh_settings(kafka_bootstrap: str, tmp_path: Path, clickhouse_server: str 
     )
     ensure_core_topics(test_settings)
     yield test_settings
-    _delete_topics(kafka_bootstrap, prefix)
-
-
-def _delete_topics(bootstrap: str, prefix: str) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    names = [name for name in admin.list_topics(timeout=10).topics if name.startswith(prefix)]
-    if names:
-        for future in admin.delete_topics(names, operation_timeout=30).values():
-            try:
-                future.result()
-            except Exception:  # a topic already gone is fine: cleanup is best effort
-                pass
+    delete_topics_with_prefix(kafka_bootstrap, prefix)
 
 
 def stage_env(settings: Settings) -> dict[str, str]:
