@@ -62,7 +62,8 @@ class Settings(BaseSettings):
     auto_disable_min_failures: int = Field(20, description="... and at least this many of them.")
     max_in_flight_per_partition: int = 64
     max_connections: int = 200
-    dispatcher_metadata_refresh_ms: int = Field(1000, description="How soon a new endpoint topic is noticed.")
+    dispatcher_metadata_refresh_ms: int = Field(
+        30_000, description="How often dispatchers refresh topic metadata; a new subscription's topic is looked up at once.")
     shutdown_grace_s: float = 5.0
 
     router_web_port: int = 6066

@@ -20,6 +20,7 @@ from pipeline.config import Settings
 from pipeline.dispatcher.deliverer import Deliverer
 from pipeline.dispatcher.outbox import Outbox
 from pipeline.dispatcher.partition import PartitionWork
+from pipeline.subscriptions.table import SubscriptionTable
 from pipeline.errors import ServiceError
 from pipeline.topics import TopicNames
 
@@ -43,6 +44,7 @@ class EndpointConsumer:
             group_id=f"{settings.topic_prefix}dispatcher",
             enable_auto_commit=False,
             auto_offset_reset="earliest",  # a new endpoint topic's first tasks must not be skipped
+            # A backstop only: new endpoint topics are looked up as their subscriptions appear.
             metadata_max_age_ms=settings.dispatcher_metadata_refresh_ms,
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
@@ -64,10 +66,14 @@ class EndpointConsumer:
                 await self._consumer.stop()
 
     async def _consume(self, stopping: asyncio.Event) -> None:
+        new_endpoints = _NewSubscriptions(self.deliverer.table)
         loop = asyncio.get_running_loop()
         next_commit = loop.time() + COMMIT_INTERVAL_S
         while not stopping.is_set():
             batches = await self._consumer.getmany(timeout_ms=100, max_records=2000)
+            if new_endpoints.appeared():
+                # Matching the topic pattern needs fresh metadata; aiokafka has no public call for it.
+                await self._consumer._client.force_metadata_update()
             owned = self._consumer.assignment()
             for partition, records in batches.items():
                 if partition not in owned:
@@ -128,6 +134,25 @@ class EndpointConsumer:
         if self.outbox.broken is not None and owned:
             log.error("not committing %d released partitions, since %s; Kafka redelivers them from the last commit",
                       len(owned), self.outbox.broken)
+
+
+class _NewSubscriptions:
+    """Tells when the table holds a subscription not seen before: its endpoint topic exists by
+    then (it is created first), and its first tasks must not wait for a periodic metadata refresh."""
+
+    def __init__(self, table: SubscriptionTable):
+        self.table = table
+        self._version = -1
+        self._known: set[str] = set()
+
+    def appeared(self) -> bool:
+        if self.table.version == self._version:
+            return False
+        self._version = self.table.version
+        current = set(self.table.rows)
+        new = current - self._known
+        self._known = current
+        return bool(new)
 
 
 class _Rebalance(ConsumerRebalanceListener):
