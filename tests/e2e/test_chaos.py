@@ -25,6 +25,9 @@ from tests.polling import wait_until
 from tests.stages import running_stages, stage_logs
 
 EVENTS, KEYS = 600, 20
+# Generous, so that on a loaded 2-core machine only the deliberate hangs time out: a delivery that
+# merely answered late would be delivered again after the kill and look like a lost commit.
+TIMEOUT_MS, HANG_S = 1500, 2.0
 STAGES = ["pipeline.router", "pipeline.dispatcher", "pipeline.dispatcher#2", "pipeline.results"]
 
 
@@ -44,8 +47,8 @@ class TroubledEndpoint:
         if self.troubled and count % 3 == 0:
             return 503
         if self.troubled and count % 50 == 0:
-            # Past the 0.4 s timeout: the dispatcher has given up on it, so it is no delivery.
-            await asyncio.sleep(0.6)
+            # Well past the timeout: the dispatcher has given up on it, so it is no delivery.
+            await asyncio.sleep(HANG_S)
             return 204
         body = json.loads(delivery.body)
         with self.lock:
@@ -61,7 +64,7 @@ def test_a_killed_dispatcher_loses_nothing_and_breaks_no_order(settings: Setting
     receiver = Receiver(respond=endpoint.respond)
     base_url = receiver.start()
     subscription = SubscriptionCommands(SubscriptionWriter(settings), lambda _: None).create(
-        {"name": "chaos", "url": f"{base_url}/chaos", "event_types": ["*"], "timeout_ms": 400})
+        {"name": "chaos", "url": f"{base_url}/chaos", "event_types": ["*"], "timeout_ms": TIMEOUT_MS})
     logs = tmp_path / "logs"
     try:
         with running_stages(settings, STAGES, logs) as processes:
