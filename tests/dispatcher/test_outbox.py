@@ -42,7 +42,7 @@ class FakeKafkaConsumer:
 async def test_a_failed_write_fails_every_later_flush(settings: Settings) -> None:
     outbox = Outbox(settings)
     await outbox.flush()  # nothing failed yet
-    outbox._on_delivery(KafkaError(KafkaError._MSG_TIMED_OUT), FailedMessage())
+    outbox._writer._on_delivery(KafkaError(KafkaError._MSG_TIMED_OUT), FailedMessage())
     for _ in range(3):
         with pytest.raises(ServiceError, match="dead-letters"):
             await outbox.flush()
@@ -60,7 +60,7 @@ async def test_the_consumer_commits_nothing_once_a_flush_failed(settings: Settin
     work = consumer._work[partition] = PartitionWork(handle)
     work.submit(Record(0))
     await asyncio.sleep(0.01)
-    outbox._on_delivery(KafkaError(KafkaError._MSG_TIMED_OUT), FailedMessage())  # offset 0's dead letter
+    outbox._writer._on_delivery(KafkaError(KafkaError._MSG_TIMED_OUT), FailedMessage())  # offset 0's dead letter
     with pytest.raises(ServiceError):
         await consumer._commit([partition])
     await consumer.release([partition], grace_s=1.0)  # the shutdown path after the failure
