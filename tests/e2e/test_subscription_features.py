@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -56,17 +57,22 @@ class Stack:
 
     def decisions(self, event_ids: set[str], reason: str) -> bool:
         """Whether the router has decided one of these events, dropping it for this reason."""
+        return reason in self.reasons(event_ids).values()
+
+    def reasons(self, event_ids: set[str]) -> dict[str, str]:
+        """The router's decision on each of these events decided so far: a drop reason, or "routed"."""
         names = TopicNames.from_settings(self.settings)
         consumer = Consumer({"bootstrap.servers": self.settings.kafka_bootstrap_servers,
                              "group.id": f"decisions-{uuid.uuid4().hex}", "auto.offset.reset": "earliest"})
         consumer.subscribe([names.routing])
+        found: dict[str, str] = {}
         try:
             while (message := consumer.poll(1.0)) is not None:
                 if message.error() is None:
                     decision = codec("routing_decision").decode(message.value())
-                    if decision["event_id"] in event_ids and decision["reason"] == reason:
-                        return True
-            return False
+                    if decision["event_id"] in event_ids:
+                        found[decision["event_id"]] = decision["reason"] or decision["outcome"]
+            return found
         finally:
             consumer.close()
 
@@ -156,16 +162,17 @@ def test_a_batch_of_five_arrives_as_one_array(stack: Stack) -> None:
 def test_source_and_content_filters_let_through_exactly_the_expected_events(stack: Stack) -> None:
     _, source_kind, source_path = stack.subscribe(sources=["device-1", "device-2"])
     _, content_kind, content_path = stack.subscribe(filter={"data.amount": {"$gte": 100}, "data.currency": "EUR"})
-    for source in ("device-1", "device-3", "device-2"):
-        stack.publish(source_kind, {"from": source}, source=source)
-    for amount, currency in ((150, "EUR"), (50, "EUR"), (500, "USD"), (100, "EUR")):
-        stack.publish(content_kind, {"amount": amount, "currency": currency})
-    sources = stack.received(source_path, 2)
-    amounts = stack.received(content_path, 2)
-    stack.publish(source_kind, {"from": "marker"}, source="device-1")  # everything before it was decided
+    # One ordering key per subscription: its events stay in publish order end to end, and the last
+    # one passes, so by the time the expected deliveries are in, a wrongly passed event is among them.
+    for source in ("device-1", "device-3", "device-2", "device-1"):
+        stack.publish(source_kind, {"from": source}, source=source, ordering_key="sources")
+    for amount, currency in ((150, "EUR"), (50, "EUR"), (500, "USD"), (99.5, "EUR"), (100, "EUR")):
+        stack.publish(content_kind, {"amount": amount, "currency": currency}, ordering_key="amounts")
     stack.received(source_path, 3)
-    assert sorted(json.loads(d.body)["data"]["from"] for d in sources[:2]) == ["device-1", "device-2"]
-    assert sorted(json.loads(d.body)["data"]["amount"] for d in amounts) == [100, 150]
+    stack.received(content_path, 2)
+    assert [json.loads(d.body)["data"]["from"] for d in stack.receiver.by_path(source_path)] == \
+        ["device-1", "device-2", "device-1"]
+    assert [json.loads(d.body)["data"]["amount"] for d in stack.receiver.by_path(content_path)] == [150, 100]
 
 
 def test_both_signature_schemes_verify_independently(stack: Stack) -> None:
@@ -206,14 +213,50 @@ def test_auth_and_custom_headers(stack: Stack) -> None:
     assert bearer.headers["authorization"] == "Bearer t0k"
 
 
-def test_an_update_applies_to_the_next_event(stack: Stack) -> None:
+# "A change takes effect in about a second": with room for a loaded 2-core CI machine.
+PROPAGATION_S = 2.5
+
+
+def _publish_through(stack: Stack, kind: str, seconds: float) -> list[tuple[str, float]]:
+    """Publishes an event every 0.1 s for `seconds`, one ordering key; returns (id, publish time)
+    in order, event n carrying {"n": n}."""
+    published: list[tuple[str, float]] = []
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        moment = time.time()
+        published.append((stack.publish(kind, {"n": len(published)}, ordering_key="k"), moment))
+        time.sleep(0.1)  # pacing what is published, not waiting for anything
+    return published
+
+
+def test_a_dispatcher_setting_applies_within_about_a_second(stack: Stack) -> None:
     subscription, kind, path = stack.subscribe()
-    stack.publish(kind, {"n": 0})
+    stack.publish(kind, {"n": -1}, ordering_key="k")
     stack.received(path, 1)
+    changed_at = time.time()
     stack.commands.update(subscription.id, {"url": f"{stack.receiver.base_url}{path}/moved"})
-    delivered = wait_until(lambda: stack.publish(kind, {"n": 1}) and stack.receiver.by_path(f"{path}/moved"),
-                           timeout_s=30, interval_s=0.5, what="a delivery at the new URL")
-    assert delivered
+    published = _publish_through(stack, kind, PROPAGATION_S + 1.5)
+    wait_until(lambda: len(stack.receiver.by_path(path)) - 1 + len(stack.receiver.by_path(f"{path}/moved"))
+               >= len(published), what="every event delivered somewhere")
+    old = [json.loads(d.body)["data"]["n"] for d in stack.receiver.by_path(path)][1:]
+    moved = [json.loads(d.body)["data"]["n"] for d in stack.receiver.by_path(f"{path}/moved")]
+    assert old + moved == list(range(len(published)))  # one switch, in order: never back to the old URL
+    assert moved and all(published[n][1] - changed_at < PROPAGATION_S for n in old), (old, moved)
+
+
+def test_a_router_setting_applies_within_about_a_second(stack: Stack) -> None:
+    subscription, kind, _ = stack.subscribe()
+    changed_at = time.time()
+    stack.commands.update(subscription.id, {"active": False})
+    published = _publish_through(stack, kind, PROPAGATION_S + 1.5)
+    ids = {event_id for event_id, _ in published}
+    reasons = wait_until(lambda: len(found := stack.reasons(ids)) == len(ids) and found,
+                         what="the router deciding every event")
+    verdicts = [reasons[event_id] for event_id, _ in published]
+    assert "paused" in verdicts, verdicts
+    switched = verdicts.index("paused")
+    assert verdicts == ["routed"] * switched + ["paused"] * (len(verdicts) - switched)  # one switch
+    assert published[switched][1] - changed_at < PROPAGATION_S, verdicts
 
 
 def test_a_test_send_reaches_only_that_subscription(stack: Stack) -> None:
