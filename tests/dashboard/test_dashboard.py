@@ -33,7 +33,6 @@ pytestmark = [
 ]
 
 TOKEN = "adm_dashboard_test"
-NOW = datetime.now(timezone.utc)
 # name -> [(outcome, status, latency_ms, attempt)] per attempt, spread over the last 50 minutes
 PLAN = {
     "orders": [("success", 200, 20.0 + n % 40, 1) for n in range(40)],
@@ -43,9 +42,9 @@ PLAN = {
 DECISIONS = [("routed", None)] * 50 + [("dropped", "no_match")] * 6 + [("dropped", "paused")] * 2
 
 
-def attempt_record(subscription_id: str, index: int, outcome: str, status: int | None, latency_ms: float,
-                   attempt: int) -> dict:
-    started = NOW - timedelta(minutes=50 - index % 48, seconds=index % 50)
+def attempt_record(now: datetime, subscription_id: str, index: int, outcome: str, status: int | None,
+                   latency_ms: float, attempt: int) -> dict:
+    started = now - timedelta(minutes=50 - index % 48, seconds=index % 50)
     return {
         "attempt_id": uuid.uuid4().hex, "event_id": f"evt_{uuid.uuid4().hex}", "event_type": "order.paid",
         "event_time": started.replace(microsecond=0), "subscription_id": subscription_id, "tenant": "",
@@ -56,9 +55,9 @@ def attempt_record(subscription_id: str, index: int, outcome: str, status: int |
     }
 
 
-def decision_record(index: int, outcome: str, reason: str | None) -> dict:
+def decision_record(now: datetime, index: int, outcome: str, reason: str | None) -> dict:
     return {"event_id": f"evt_{uuid.uuid4().hex}", "event_type": "order.paid", "source": "shop", "tenant": "",
-            "event_time": None, "decided_at": NOW - timedelta(minutes=45 - index % 40),
+            "event_time": None, "decided_at": now - timedelta(minutes=45 - index % 40),
             "matched": ["x"] if reason is None else [], "outcome": outcome, "reason": reason, "error": None}
 
 
@@ -93,7 +92,8 @@ def stack(settings: Settings, tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 def deliver(settings: Settings, ids: dict[str, str], plan: dict[str, list[tuple]]) -> int:
     names = TopicNames.from_settings(settings)
-    records = [attempt_record(ids[name], index, *attempt)
+    now = datetime.now(timezone.utc)  # when the test runs: the dashboard shows the last hour
+    records = [attempt_record(now, ids[name], index, *attempt)
                for name, attempts in plan.items() for index, attempt in enumerate(attempts)]
     produce(settings, names.results, "delivery_attempt", records)
     return len(records)
@@ -132,7 +132,7 @@ CHARTS_JS = """(() => {
 async def test_the_dashboard_draws_the_delivered_data_and_refreshes_itself(settings, stack, tmp_path):
     total = deliver(settings, stack["ids"], PLAN)
     produce(settings, TopicNames.from_settings(settings).routing, "routing_decision",
-            [decision_record(i, *d) for i, d in enumerate(DECISIONS)])
+            [decision_record(datetime.now(timezone.utc), i, *d) for i, d in enumerate(DECISIONS)])
     wait_until(lambda: counted(stack["results"]) == total, timeout_s=60, what=f"{total} attempts stored")
     wait_until(lambda: _answers(stack["api"] + "/healthz"), timeout_s=60, what="the admin API")
 
