@@ -90,6 +90,8 @@ class Deliverer:
             if verdict.succeeded:
                 self.streaks.succeeded(subscription.id)
                 return
+            if verdict.retry_after_s:
+                self.gates.for_subscription(subscription).hold(verdict.retry_after_s)
             await self._after_failure(subscription, verdict, outcome.error)
             endless = subscription.when_retries_exhausted == "block"
             delay = self._schedule(subscription).delay_before(attempt + 1, endless=endless)

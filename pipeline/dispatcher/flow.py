@@ -1,4 +1,5 @@
-"""Flow control per endpoint: a rate limit (aiolimiter) and a cap on requests in flight.
+"""Flow control per endpoint: a rate limit (aiolimiter), a cap on requests in flight, and a hold
+when the endpoint asks us to come back later.
 
 One gate per subscription in each dispatcher process; a gate is rebuilt when its limits change.
 """
@@ -30,9 +31,19 @@ class Gate:
         self.limits = (rate_per_s, max_in_flight)
         self._limiter = limiter(rate_per_s) if rate_per_s else None
         self._slots = asyncio.Semaphore(max_in_flight) if max_in_flight else None
+        self._held_until = 0.0  # loop time; nothing is sent before it
+
+    def hold(self, seconds: float) -> None:
+        """The endpoint said when to come back (429 or 503 with Retry-After): until then no lane
+        of it sends, not only the one that was told."""
+        until = asyncio.get_running_loop().time() + seconds
+        self._held_until = max(self._held_until, until)
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        while (wait := self._held_until - loop.time()) > 0:
+            await asyncio.sleep(wait)
         if self._slots is not None:
             await self._slots.acquire()
         try:

@@ -68,3 +68,18 @@ async def test_a_gate_of_a_hundred_per_second_allows_a_second_s_burst() -> None:
     assert gate._limiter.max_rate / gate._limiter.time_period == 100
     elapsed = await asyncio.wait_for(_spacing_of(gate, 150), timeout=5)
     assert 0.49 <= elapsed <= 0.51  # 100 at once, then 50 more at 100/s
+
+
+async def test_a_hold_keeps_every_request_of_the_endpoint_back_until_it_ends() -> None:
+    gate = Gate(rate_per_s=None, max_in_flight=None)
+    loop = asyncio.get_running_loop()
+    gate.hold(0.3)
+    gate.hold(0.1)  # a shorter wait asked later does not cut the first one short
+    started = loop.time()
+    await asyncio.gather(*(_enter(gate) for _ in range(3)))
+    assert loop.time() - started >= 0.3
+
+
+async def _enter(gate: Gate) -> None:
+    async with gate.slot():
+        pass

@@ -158,6 +158,19 @@ def test_retry_after_is_honoured(stack) -> None:
     assert second.received_at - first.received_at >= 1.9  # the schedule alone would wait 0.2 s
 
 
+def test_retry_after_holds_back_every_key_of_the_endpoint(stack) -> None:
+    settings, endpoint, _ = stack
+    _, _, kind, path = subscribe(settings, endpoint)
+    endpoint.answers[path] = [(429, {"Retry-After": "2"})]
+    publish(settings, kind, 1)
+    (told,) = wait_until(lambda: endpoint.receiver.by_path(path), what="the request answered 429")
+    with EventPublisher(settings) as publisher:  # another key: its own lane, but the same endpoint
+        publisher.publish_fields(type=f"{kind}.happened", ordering_key="other", data=json.dumps({"n": 99}).encode())
+    later = wait_until(lambda: [d for d in endpoint.receiver.by_path(path) if json.loads(d.body)["data"]["n"] == 99],
+                       what="the other key's delivery")
+    assert later[0].received_at - told.received_at >= 1.9
+
+
 def test_only_failures_for_the_window_disable_the_endpoint(stack) -> None:
     settings, endpoint, _ = stack
     _, subscription, kind, path = subscribe(settings, endpoint)
