@@ -37,6 +37,10 @@ class TopicNames:
         """Where a failed task of an unordered subscription waits about this long to be retried."""
         return f"{self.prefix}retry.{seconds}"
 
+    def tier_of(self, retry_topic: str) -> int:
+        """The delay in seconds of a retry tier topic, from its name."""
+        return int(retry_topic.removeprefix(f"{self.prefix}retry."))
+
     @property
     def retry_pattern(self) -> str:
         return f"^{re.escape(self.prefix)}retry\\.[0-9]+$"

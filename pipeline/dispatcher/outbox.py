@@ -12,7 +12,7 @@ from typing import Any
 
 from pipeline.codec import codec
 from pipeline.config import Settings
-from pipeline.kafka.admin import RETRY_TIERS_S
+from pipeline.kafka.admin import RETRY_TIERS_S, retry_tier
 from pipeline.kafka.writer import KafkaWriter
 from pipeline.topics import TopicNames
 
@@ -38,12 +38,17 @@ class Outbox:
         self._writer.write(self.dead_letters_topic, key, value, headers)
 
     def defer(self, record: Any, attempt: int, delay_s: float) -> None:
-        """Parks a task of an unordered subscription in a delay topic; the relay sends it back when due."""
-        tier = max([t for t in RETRY_TIERS_S if t <= delay_s] or [RETRY_TIERS_S[0]])
+        """Parks a task of an unordered subscription in the delay topics; the relay sends it back
+        to its endpoint topic when due."""
         due_ms = int((time.time() + delay_s) * 1000)
         headers = [("source", record.topic.encode()), ("attempt", str(attempt).encode()),
                    ("due-at", str(due_ms).encode())]
-        self._writer.write(self.names.retry_tier(tier), record.key, record.value, headers)
+        self.park(record.key, record.value, headers, delay_s)
+
+    def park(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]], remaining_s: float) -> None:
+        """Into the tier for what remains of the wait (at least the shortest tier)."""
+        tier = retry_tier(remaining_s) or RETRY_TIERS_S[0]
+        self._writer.write(self.names.retry_tier(tier), key, value, headers)
 
     def produce_raw(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         self._writer.write(topic, key, value, headers)

@@ -1,9 +1,11 @@
 """Sends tasks waiting in the delay topics back to their endpoint topics when they are due.
 
-A partition whose next task is not due yet is paused (and rewound to that task) until it is;
-the consumer keeps polling meanwhile, so long delays never look like a stuck consumer. Offsets
-are committed only after the tasks sent back are acknowledged; the outbox is shared with the
-endpoint consumer, so once any record of either was lost the relay commits nothing more.
+Every task in a tier is held that tier's delay after it was written, so a partition's tasks come
+due in order: the relay pauses a partition (rewound to its next task) until that one is ready,
+and the consumer keeps polling meanwhile, so long delays never look like a stuck consumer. A ready
+task due later still moves on to the tier for what remains; a due one goes back to its endpoint
+topic. Offsets are committed only after what was sent is acknowledged; the outbox is shared with
+the endpoint consumer, so once any record of either was lost the relay commits nothing more.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 
 from pipeline.config import Settings
 from pipeline.dispatcher.outbox import Outbox
+from pipeline.kafka.admin import retry_tier
 from pipeline.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -25,7 +28,8 @@ log = logging.getLogger(__name__)
 class RetryRelay:
     def __init__(self, settings: Settings, outbox: Outbox):
         self.outbox = outbox
-        self.pattern = TopicNames.from_settings(settings).retry_pattern
+        self.names = TopicNames.from_settings(settings)
+        self.pattern = self.names.retry_pattern
         self._resume_at: dict[TopicPartition, float] = {}
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers, group_id=f"{settings.topic_prefix}retry-relay",
@@ -46,20 +50,29 @@ class RetryRelay:
             await self._consumer.stop()
 
     def _send_due(self, partition: TopicPartition, records: list) -> int | None:
-        """Sends the due records in order; the first one not due pauses the partition. The offset to commit."""
+        """Passes on the ready records in order; the first one not ready pauses the partition.
+        The offset to commit."""
+        held_s = self.names.tier_of(partition.topic)
         committed = None
         for record in records:
-            headers = dict(record.headers or ())
-            due = int(headers.get("due-at", b"0")) / 1000
-            if due > time.time():
+            ready_at = record.timestamp / 1000 + held_s
+            if ready_at > time.time():
                 self._consumer.pause(partition)
                 self._consumer.seek(partition, record.offset)
-                self._resume_at[partition] = due
+                self._resume_at[partition] = ready_at
                 break
-            self.outbox.produce_raw(headers["source"].decode(), record.key, record.value,
-                                    [("attempt", headers.get("attempt", b"2"))])
+            self._pass_on(record)
             committed = record.offset + 1
         return committed
+
+    def _pass_on(self, record) -> None:  # type: ignore[no-untyped-def]
+        headers = dict(record.headers or ())
+        remaining_s = int(headers.get("due-at", b"0")) / 1000 - time.time()
+        if retry_tier(remaining_s) is not None:
+            self.outbox.park(record.key, record.value, list(record.headers or ()), remaining_s)
+        else:
+            self.outbox.produce_raw(headers["source"].decode(), record.key, record.value,
+                                    [("attempt", headers.get("attempt", b"2"))])
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         try:

@@ -103,9 +103,19 @@ def _wait_for_leaders(admin: AdminClient, names: list[str], timeout_s: float) ->
     raise ServiceError(f"topics {names} had no leaders within {timeout_s:.0f} s")
 
 
-# Delay topics for unordered subscriptions (Uber's pattern): a task waits in the largest tier not
-# longer than its delay, so every topic holds messages due in roughly the order they arrived.
-RETRY_TIERS_S = (1, 5, 30, 300, 1800, 7200, 18000, 36000, 86400)
+# Delay topics for unordered subscriptions (Uber's pattern). A task in a tier is held exactly that
+# tier's delay after it was written, so each partition's tasks come due in the order they arrived
+# and the relay never waits on one while a later one is due; a task due later than that goes on
+# to the tier for what remains. The tiers hold the default retry schedule's steps, and are close
+# enough that any wait up to a day passes through a handful of them.
+RETRY_TIERS_S = (1, 5, 15, 30, 60, 300, 900, 1800, 3600, 7200, 18000, 36000, 86400)
+
+
+def retry_tier(remaining_s: float) -> int | None:
+    """The tier a task due in remaining_s waits in next (the longest not past it), or None when it
+    is due in less than the shortest tier and goes back to its endpoint now."""
+    fitting = [tier for tier in RETRY_TIERS_S if tier <= remaining_s]
+    return fitting[-1] if fitting else None
 
 
 def core_topics(settings: Settings) -> list[TopicSpec]:

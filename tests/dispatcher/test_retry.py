@@ -18,3 +18,16 @@ def test_a_spent_schedule_says_none() -> None:
 def test_an_endless_schedule_repeats_its_last_delay() -> None:
     schedule = RetrySchedule(delays_s=(0.0, 10.0), jitter=0.0)
     assert schedule.delay_before(7, endless=True) == 10.0
+
+
+def test_a_deferred_retry_waits_in_the_longest_tier_not_past_its_due_time() -> None:
+    from pipeline.kafka.admin import RETRY_TIERS_S, retry_tier
+
+    assert [retry_tier(remaining) for remaining in (0, 0.9, 1, 4.9, 5, 299, 9 * 3600, 10**6)] == \
+        [None, None, 1, 1, 5, 60, 18000, 86400]
+    for wait in (0.5, 4, 12.3, 299, 1799, 9 * 3600 + 17.5, 14 * 3600 * 1.2, 86399):
+        # A wait passes through tiers, each holding what is left, until less than the shortest remains.
+        remaining, hops = wait, 0
+        while (tier := retry_tier(remaining)) is not None:
+            remaining, hops = remaining - tier, hops + 1
+        assert 0 <= remaining < RETRY_TIERS_S[0] and hops <= 20, (wait, hops)  # at most 20 writes for any wait up to a day
