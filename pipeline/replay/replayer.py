@@ -7,15 +7,20 @@ any other task, and nothing has to stop or move a consumer group's offsets.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from pipeline.config import Settings
+from pipeline.errors import ServiceError
 from pipeline.kafka.clients import flush_or_raise, reliable_producer
 from pipeline.kafka.offsets import watermarks
 from pipeline.topics import TopicNames
+
+STALL_TIMEOUT_S = 30.0
 
 
 class Replayer:
@@ -35,16 +40,32 @@ class Replayer:
         return copied
 
     def redrive(self, since: datetime | None = None, subscription_id: str | None = None) -> int:
-        """Sends dead-lettered tasks back to their endpoint topics: one subscription's, or all."""
+        """Sends dead-lettered tasks back to their endpoint topics: one subscription's, or all.
+
+        Without `since`, one subscription's redrive takes up where its last one ended, so a task
+        parked once is sent back once; with `since`, everything parked from then on is."""
         wanted = self._redrivable(subscription_id)
-        copied = 0
-        for message in _read_range(self.settings, self.names.dead_letters, since, None):
-            source = dict(message.headers() or []).get("source", b"").decode()
-            if wanted(source):
-                self._copy(source, message, "redrive")
-                copied += 1
-        flush_or_raise(self._producer)
+        topic = self.names.dead_letters
+        marker = self._marker(subscription_id) if since is None and subscription_id else None
+        with _consumer(self.settings, marker or "replayer") as consumer:
+            starts, ends = _bounds(consumer, topic, since, None)
+            if marker:
+                starts = _committed(consumer, topic, starts)
+            copied = 0
+            for message in _read(consumer, topic, starts, ends):
+                source = dict(message.headers() or []).get("source", b"").decode()
+                if wanted(source):
+                    self._copy(source, message, "redrive")
+                    copied += 1
+            flush_or_raise(self._producer)
+            if marker:  # only once the copies are in Kafka
+                consumer.commit(offsets=[TopicPartition(topic, p, end) for p, end in ends.items()],
+                                asynchronous=False)
         return copied
+
+    def _marker(self, subscription_id: str) -> str:
+        """The consumer group whose offsets say how far this subscription's dead letters were redriven."""
+        return f"{self.names.prefix}redrive.{subscription_id}"
 
     def _redrivable(self, subscription_id: str | None) -> Callable[[str], bool]:
         # Only tasks parked by a dispatcher: an invalid event from the events topic would fail again.
@@ -63,22 +84,44 @@ class Replayer:
 
 def _read_range(settings: Settings, topic: str, since: datetime | None, until: datetime | None) -> Iterator[Message]:
     """The topic's messages with timestamps in [since, until), as the topic stood when called."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "replayer",
+    with _consumer(settings, "replayer") as consumer:
+        starts, ends = _bounds(consumer, topic, since, until)
+        yield from _read(consumer, topic, starts, ends)
+
+
+@contextmanager
+def _consumer(settings: Settings, group: str) -> Iterator[Consumer]:
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": group,
                          "enable.auto.commit": False})
     try:
-        starts, ends = _bounds(consumer, topic, since, until)
-        consumer.assign([TopicPartition(topic, p, offset) for p, offset in starts.items() if offset < ends[p]])
-        remaining = {p for p, offset in starts.items() if offset < ends[p]}
-        while remaining:
-            message = consumer.poll(5.0)
-            if message is None or message.error() is not None or message.partition() not in remaining:
-                continue
-            if message.offset() < ends[message.partition()]:
-                yield message
-            if message.offset() + 1 >= ends[message.partition()]:
-                remaining.discard(message.partition())
+        yield consumer
     finally:
         consumer.close()
+
+
+def _read(consumer: Consumer, topic: str, starts: dict[int, int], ends: dict[int, int]) -> Iterator[Message]:
+    """Each partition's messages from its start to its end; raises when Kafka gives none for a while."""
+    remaining = {p for p, offset in starts.items() if offset < ends[p]}
+    consumer.assign([TopicPartition(topic, p, starts[p]) for p in remaining])
+    last_progress = time.monotonic()
+    while remaining:
+        message = consumer.poll(1.0)
+        if message is None or message.error() is not None or message.partition() not in remaining:
+            if time.monotonic() - last_progress > STALL_TIMEOUT_S:
+                raise ServiceError(f"no message of {topic} came from Kafka for {STALL_TIMEOUT_S:.0f} s; "
+                                   f"{len(remaining)} partitions were not read to their end")
+            continue
+        last_progress = time.monotonic()
+        if message.offset() < ends[message.partition()]:
+            yield message
+        if message.offset() + 1 >= ends[message.partition()]:
+            remaining.discard(message.partition())
+
+
+def _committed(consumer: Consumer, topic: str, defaults: dict[int, int]) -> dict[int, int]:
+    """The group's committed offset in each partition, where it has one."""
+    found = consumer.committed([TopicPartition(topic, p) for p in defaults], timeout=15)
+    return {tp.partition: tp.offset if tp.offset >= 0 else defaults[tp.partition] for tp in found}
 
 
 def _bounds(consumer: Consumer, topic: str, since: datetime | None,

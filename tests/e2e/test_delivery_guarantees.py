@@ -215,6 +215,7 @@ def test_dead_letters_are_redriven_once_the_endpoint_recovers(stack) -> None:
     assert Replayer(settings).redrive(subscription_id=subscription.id) == 3
     wait_until(lambda: len(sequence(endpoint, path)) >= 9, what="the redriven deliveries")
     assert sequence(endpoint, path)[6:] == [0, 1, 2]
+    assert Replayer(settings).redrive(subscription_id=subscription.id) == 0  # each parked task goes back once
 
 
 def test_unordered_failures_wait_in_a_delay_topic_while_the_rest_flows(stack) -> None:
