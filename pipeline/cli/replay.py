@@ -36,8 +36,8 @@ def replay(subscription_id: str,
 
 
 def redrive(subscription_id: str,
-            since: Optional[str] = typer.Option(None, help="Only dead letters from this time on.")) -> None:
-    """Send a subscription's dead-lettered deliveries again."""
+            since: Optional[str] = typer.Option(None, help="Every dead letter from this time on, redriven before or not.")) -> None:
+    """Send a subscription's dead-lettered deliveries again: those parked since its last redrive."""
     settings = Settings()
     try:
         _require(settings, subscription_id)
