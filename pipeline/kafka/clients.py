@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from confluent_kafka import Producer
 
 from pipeline.config import Settings
+
+LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
 
 
 def reliable_producer(settings: Settings, **overrides: Any) -> Producer:
@@ -22,6 +25,9 @@ def reliable_producer(settings: Settings, **overrides: Any) -> Producer:
         "linger.ms": 5,
         "compression.type": "lz4",
         "partitioner": "murmur2_random",
+        # librdkafka's own lines (a broker going away, say) go through logging, formatted and
+        # filtered like every other line, instead of straight to stderr.
+        "logger": LIBRDKAFKA_LOG,
     }
     config.update(overrides)
     return Producer(config)
