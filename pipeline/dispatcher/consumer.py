@@ -20,6 +20,8 @@ from pipeline.config import Settings
 from pipeline.dispatcher.deliverer import Deliverer
 from pipeline.dispatcher.outbox import Outbox
 from pipeline.dispatcher.partition import PartitionWork
+from pipeline.dispatcher.progress import progress_of
+from pipeline.kafka.offsets import committed_metadata
 from pipeline.subscriptions.table import SubscriptionTable
 from pipeline.errors import ServiceError
 from pipeline.topics import TopicNames
@@ -37,11 +39,13 @@ class EndpointConsumer:
         self.max_in_flight = settings.max_in_flight_per_partition
         self.names = TopicNames.from_settings(settings)
         self._work: dict[TopicPartition, PartitionWork] = {}
-        self._committed: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, tuple[int, str]] = {}  # offset, and the progress beside it
         self._paused: set[TopicPartition] = set()
+        self._unready: set[TopicPartition] = set()  # assigned, their committed retry progress not read yet
+        self.group_id = f"{settings.topic_prefix}dispatcher"
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
-            group_id=f"{settings.topic_prefix}dispatcher",
+            group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",  # a new endpoint topic's first tasks must not be skipped
             # A backstop only: new endpoint topics are looked up as their subscriptions appear.
@@ -78,6 +82,9 @@ class EndpointConsumer:
             for partition, records in batches.items():
                 if partition not in owned:
                     continue  # fetched just before a rebalance took it away: its new owner delivers it
+                if partition in self._unready:
+                    self._consumer.seek(partition, records[0].offset)  # read again once progress is known
+                    continue
                 work = self._work.get(partition) or self._start_work(partition)
                 for record in records:
                     work.submit(record)
@@ -108,8 +115,11 @@ class EndpointConsumer:
             if partition not in owned:
                 continue
             offset = self._work[partition].committable()
-            if offset is not None and offset != self._committed.get(partition):
-                offsets[partition] = offset
+            if offset is None:
+                continue
+            commit = (offset, self.deliverer.progress.metadata(partition, offset))
+            if commit != self._committed.get(partition):
+                offsets[partition] = commit
         if not offsets:
             return
         await self.outbox.flush()  # raises for good once a record was lost: offsets stay where they are
@@ -119,6 +129,20 @@ class EndpointConsumer:
             log.warning("commit failed, the uncommitted tasks will be redelivered: %s", exc)
             return
         self._committed.update(offsets)
+
+    async def learn_progress(self, partitions: list[TopicPartition]) -> None:
+        """Where the previous owners of these partitions left the retries of their oldest tasks;
+        their tasks wait meanwhile (aiokafka starts fetching before this is done)."""
+        self._unready.update(partitions)
+        try:
+            committed = progress_of(await committed_metadata(self._consumer, partitions))
+            if committed:
+                log.info("carrying on the retries of %d tasks where the previous owners left them", len(committed))
+            self.deliverer.progress.learn(committed)
+        except Exception as exc:  # noqa: BLE001 -- a lookup that fails only costs a schedule started over
+            log.warning("could not read the retry progress committed for %d partitions: %s", len(partitions), exc)
+        finally:
+            self._unready.difference_update(partitions)
 
     async def release(self, partitions: list[TopicPartition], grace_s: float) -> None:
         """Finishes what it can of partitions being taken away, commits it, and forgets them."""
@@ -131,6 +155,7 @@ class EndpointConsumer:
             del self._work[partition]
             self._committed.pop(partition, None)
             self._paused.discard(partition)
+        self.deliverer.progress.forget(owned)
         if self.outbox.broken is not None and owned:
             log.error("not committing %d released partitions, since %s; Kafka redelivers them from the last commit",
                       len(owned), self.outbox.broken)
@@ -164,3 +189,4 @@ class _Rebalance(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info("dispatching %d endpoint partitions", len(assigned))
+        await self.owner.learn_progress(list(assigned))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -23,6 +24,7 @@ from pipeline.dispatcher.flow import Gates
 from pipeline.dispatcher.http import HttpTransport
 from pipeline.dispatcher.outbox import Outbox
 from pipeline.dispatcher.partition import LanePolicy
+from pipeline.dispatcher.progress import Progress, RetryProgress
 from pipeline.dispatcher.retry import RetrySchedule
 from pipeline.dispatcher.status import Verdict, judge
 from pipeline.errors import CodecError, InvalidInput
@@ -53,6 +55,7 @@ class Deliverer:
         self.policy = policy
         self.disabler = disabler
         self.gates = Gates()
+        self.progress = RetryProgress()
         self.streaks = FailureStreaks(policy.disable_after, policy.disable_min_failures)
 
     def lane_policy(self, subscription_id: str) -> LanePolicy:
@@ -66,7 +69,11 @@ class Deliverer:
         if not decoded:
             return
         records, tasks = [record for record, _ in decoded], [task for _, task in decoded]
-        attempt = _attempt_of(records[0])
+        await self._deliver(records, tasks, await self._first_attempt(records[0]))
+        # Not when cancelled: a partition taken away commits the progress for its next owner.
+        self.progress.finished(records[0])
+
+    async def _deliver(self, records: list[Any], tasks: list[DeliveryTask], attempt: int) -> None:
         while True:
             subscription = await self._deliverable_subscription(tasks[0].subscription_id)
             if subscription is None:
@@ -104,8 +111,18 @@ class Deliverer:
                 # Nothing waits for it: the task leaves its lane for a delay topic.
                 self.outbox.defer(records[0], attempt + 1, delay)
                 return
+            self.progress.waiting(records[0], Progress(attempt + 1, time.time() + delay))
             await asyncio.sleep(delay)
             attempt += 1
+
+    async def _first_attempt(self, record: Any) -> int:
+        """1; or where an earlier owner of the partition left this task's retries, waiting until
+        that attempt is due; or the attempt a task comes back for from a delay topic."""
+        progress = self.progress.of(record)
+        if progress is None:
+            return _attempt_of(record)
+        await asyncio.sleep(max(0.0, progress.due_at - time.time()))
+        return progress.attempt
 
     def _judge(self, outcome: AttemptOutcome) -> Verdict:
         response = outcome.response

@@ -63,12 +63,14 @@ class PartitionWork:
             self._lane_tasks[key] = asyncio.create_task(self._run_lane(key, self._lanes[key]))
 
     def committable(self) -> int | None:
-        """The offset to commit: every message before it is finished."""
+        """The offset to commit: every message before it is finished. While the oldest message is
+        unfinished, its own offset (so its retry progress can be committed beside it); None only
+        before any message arrived."""
         while self._offsets and self._offsets[0] in self._finished:
             offset = self._offsets.popleft()
             self._finished.discard(offset)
             self._next_commit = offset + 1
-        return self._next_commit
+        return self._offsets[0] if self._offsets else self._next_commit
 
     async def close(self, grace_s: float) -> None:
         """Lets in-flight messages finish for up to grace_s, then cancels the rest (they are redelivered)."""

@@ -9,10 +9,9 @@ exactly that range again, under the same deduplication token, and ClickHouse kee
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from aiokafka import TopicPartition
-from confluent_kafka import Consumer
-from confluent_kafka import TopicPartition as ConfluentPartition
 
 from pipeline.results.chunks import Intent
 
@@ -32,24 +31,11 @@ def parse_intent(committed_offset: int, metadata: str | None) -> Intent | None:
     return Intent(start=committed_offset, end=int(match.group(1)))
 
 
-def committed_intents(bootstrap_servers: str, group_id: str, partitions: list[TopicPartition],
-                      timeout_s: float = 10.0) -> dict[TopicPartition, Intent]:
-    """The group's pending intents on these partitions (blocking: call it from a thread).
-
-    confluent-kafka, because aiokafka's public committed() drops the commit metadata. A
-    consumer that never subscribes only reads the group's offsets; it does not join the group.
-    """
-    if not partitions:
-        return {}
-    reader = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group_id, "enable.auto.commit": False})
-    try:
-        committed = reader.committed([ConfluentPartition(tp.topic, tp.partition) for tp in partitions],
-                                     timeout=timeout_s)
-    finally:
-        reader.close()
+def intents_of(committed: dict[TopicPartition, Any]) -> dict[TopicPartition, Intent]:
+    """The pending intents among committed offsets ({tp: OffsetAndMetadata})."""
     intents = {}
-    for entry in committed:
+    for tp, entry in committed.items():
         intent = parse_intent(entry.offset, entry.metadata)
         if intent is not None:
-            intents[TopicPartition(entry.topic, entry.partition)] = intent
+            intents[tp] = intent
     return intents

@@ -27,7 +27,8 @@ from aiokafka.errors import KafkaError
 
 from pipeline.config import Settings
 from pipeline.results.chunks import Batch, Chunk, Intent
-from pipeline.results.intents import committed_intents, intent_metadata
+from pipeline.kafka.offsets import committed_metadata
+from pipeline.results.intents import intent_metadata, intents_of
 from pipeline.results.store import AsyncResultsStore
 from pipeline.results.streams import streams_by_topic
 
@@ -167,8 +168,7 @@ class ResultsSink:
         unchecked = [tp for tp in consumer.assignment() if tp not in self._checked]
         for delay_s in retry_delays(self._retry):
             try:
-                intents = await asyncio.to_thread(committed_intents, self._settings.kafka_bootstrap_servers,
-                                                  results_group_id(self._settings), unchecked)
+                intents = intents_of(await committed_metadata(consumer, unchecked))
                 break
             except Exception as exc:  # the broker is away: nothing can be committed either, so wait
                 logger.warning("reading committed offsets failed, retrying in %.1f s: %s", delay_s, exc)

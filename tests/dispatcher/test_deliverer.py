@@ -20,6 +20,7 @@ class Record:
     offset: int = 0
     key: bytes | None = b"k"
     topic: str = "endpoint.sub"
+    partition: int = 0
     headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 

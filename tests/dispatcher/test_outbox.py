@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 from aiokafka import TopicPartition
@@ -13,6 +14,7 @@ from pipeline.config import Settings
 from pipeline.dispatcher.consumer import EndpointConsumer
 from pipeline.dispatcher.outbox import Outbox
 from pipeline.dispatcher.partition import PartitionWork
+from pipeline.dispatcher.progress import RetryProgress
 from pipeline.errors import ServiceError
 
 
@@ -50,7 +52,8 @@ async def test_a_failed_write_fails_every_later_flush(settings: Settings) -> Non
 
 async def test_the_consumer_commits_nothing_once_a_flush_failed(settings: Settings) -> None:
     outbox = Outbox(settings)
-    consumer = EndpointConsumer(settings, deliverer=None, outbox=outbox)  # type: ignore[arg-type]
+    deliverer = SimpleNamespace(progress=RetryProgress())  # only what committing asks of it
+    consumer = EndpointConsumer(settings, deliverer=deliverer, outbox=outbox)  # type: ignore[arg-type]
     partition = TopicPartition("endpoint", 0)
     fake = consumer._consumer = FakeKafkaConsumer({partition})  # type: ignore[assignment]
 
