@@ -15,6 +15,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from pipeline.config import Settings
 from pipeline.errors import ServiceError
+from pipeline.kafka.clients import LIBRDKAFKA_LOG
 from pipeline.topics import TopicNames
 
 
@@ -26,7 +27,7 @@ class TopicSpec:
 
 
 def admin_client(bootstrap_servers: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap_servers, "socket.timeout.ms": 5000})
+    return AdminClient({"bootstrap.servers": bootstrap_servers, "socket.timeout.ms": 5000, "logger": LIBRDKAFKA_LOG})
 
 
 def broker_answers(bootstrap_servers: str, timeout_s: float = 2.0) -> bool:

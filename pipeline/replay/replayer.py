@@ -16,7 +16,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 
 from pipeline.config import Settings
 from pipeline.errors import ServiceError
-from pipeline.kafka.clients import flush_or_raise, reliable_producer
+from pipeline.kafka.clients import LIBRDKAFKA_LOG, flush_or_raise, reliable_producer
 from pipeline.kafka.offsets import watermarks
 from pipeline.topics import TopicNames
 
@@ -92,7 +92,7 @@ def _read_range(settings: Settings, topic: str, since: datetime | None, until: d
 @contextmanager
 def _consumer(settings: Settings, group: str) -> Iterator[Consumer]:
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": group,
-                         "enable.auto.commit": False})
+                         "enable.auto.commit": False, "logger": LIBRDKAFKA_LOG})
     try:
         yield consumer
     finally:

@@ -8,6 +8,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from pipeline.config import Settings
 from pipeline.errors import ServiceError
+from pipeline.kafka.clients import LIBRDKAFKA_LOG
 from pipeline.kafka.offsets import watermarks
 from pipeline.subscriptions.model import Subscription
 from pipeline.subscriptions.secretbox import SecretBox, load_box
@@ -21,6 +22,7 @@ def read_snapshot(settings: Settings, timeout_s: float = 15.0) -> dict[str, Subs
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "group.id": "snapshot-reader",  # required by the client; nothing is committed
         "enable.auto.commit": False,
+        "logger": LIBRDKAFKA_LOG,
     })
     try:
         return _read_to_end(consumer, topic, load_box(settings), timeout_s)
