@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     auto_disable_after_s: float = Field(5 * 86_400, description="Only failures for this long disable an endpoint.")
     auto_disable_min_failures: int = Field(20, description="... and at least this many of them.")
     max_in_flight_per_partition: int = 64
+    max_uncommitted_per_partition: int = Field(
+        10_000, description="Finished tasks a partition may hold behind one still retrying, before it pauses.")
     max_connections: int = 200
     dispatcher_metadata_refresh_ms: int = Field(
         30_000, description="How often dispatchers refresh topic metadata; a new subscription's topic is looked up at once.")

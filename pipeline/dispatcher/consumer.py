@@ -37,6 +37,7 @@ class EndpointConsumer:
         self.deliverer = deliverer
         self.outbox = outbox
         self.max_in_flight = settings.max_in_flight_per_partition
+        self.max_uncommitted = settings.max_uncommitted_per_partition
         self.names = TopicNames.from_settings(settings)
         self._work: dict[TopicPartition, PartitionWork] = {}
         self._committed: dict[TopicPartition, tuple[int, str]] = {}  # offset, and the progress beside it
@@ -100,11 +101,15 @@ class EndpointConsumer:
         return work
 
     def _apply_backpressure(self) -> None:
+        """Pauses a partition with too much in flight, or too much finished behind a message still
+        being retried (other keys pass it, but what a crash would redeliver must stay bounded)."""
         for partition, work in self._work.items():
-            if partition not in self._paused and work.in_flight >= self.max_in_flight:
+            full = work.in_flight >= self.max_in_flight or work.uncommitted >= self.max_uncommitted
+            drained = work.in_flight < self.max_in_flight // 2 and work.uncommitted < self.max_uncommitted // 2
+            if partition not in self._paused and full:
                 self._consumer.pause(partition)
                 self._paused.add(partition)
-            elif partition in self._paused and work.in_flight < self.max_in_flight // 2:
+            elif partition in self._paused and drained:
                 self._consumer.resume(partition)
                 self._paused.discard(partition)
 

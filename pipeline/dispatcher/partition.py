@@ -54,6 +54,11 @@ class PartitionWork:
         """Messages submitted and not finished; finished ones waiting for a commit do not count."""
         return len(self._offsets) - len(self._finished)
 
+    @property
+    def uncommitted(self) -> int:
+        """Messages from the oldest unfinished one on, finished or not: what a crash would redeliver."""
+        return len(self._offsets)
+
     def submit(self, record: Any) -> None:
         key = self._policy().lane_of(record)
         self._offsets.append(record.offset)

@@ -69,3 +69,4 @@ async def test_the_consumer_commits_nothing_once_a_flush_failed(settings: Settin
     await consumer.release([partition], grace_s=1.0)  # the shutdown path after the failure
     assert fake.commits == []
     assert consumer._work == {}
+

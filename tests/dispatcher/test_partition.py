@@ -126,3 +126,21 @@ async def test_finished_messages_awaiting_a_commit_are_not_in_flight() -> None:
     release.set()
     await _until(lambda: work.in_flight == 0)
     assert work.committable() == 11
+
+
+async def test_what_finished_behind_a_retried_message_stays_uncommitted_and_counted() -> None:
+    release = asyncio.Event()
+
+    async def handle(batch: list[Record]) -> None:
+        if batch[0].key == b"slow":
+            await release.wait()
+
+    work = PartitionWork(handle)
+    work.submit(Record(0, b"slow"))
+    for offset in range(1, 6):
+        work.submit(Record(offset, b"fast"))
+    await _until(lambda: work.in_flight == 1)
+    assert (work.uncommitted, work.committable()) == (6, 0)  # a crash now would redeliver all six
+    release.set()
+    await _until(lambda: work.in_flight == 0)
+    assert (work.committable(), work.uncommitted) == (6, 0)
