@@ -108,9 +108,8 @@ async def test_batches_gather_up_to_the_size_within_the_wait() -> None:
     assert work.committable() == 7
 
 
-async def test_finished_messages_awaiting_a_commit_are_not_in_flight() -> None:
-    """Backpressure counts work still to do: what is finished but not yet committed must not
-    pause a partition until the next commit."""
+def _behind_a_slow_message(keys: list[bytes]) -> tuple[PartitionWork, asyncio.Event]:
+    """Offset 0 is held (being retried) until the event is set; the others, with these keys, are not."""
     release = asyncio.Event()
 
     async def handle(batch: list[Record]) -> None:
@@ -118,9 +117,15 @@ async def test_finished_messages_awaiting_a_commit_are_not_in_flight() -> None:
             await release.wait()
 
     work = PartitionWork(handle)
-    work.submit(Record(0, b"slow"))
-    for offset in range(1, 11):
-        work.submit(Record(offset, f"k{offset}".encode()))
+    for offset, key in enumerate([b"slow", *keys]):
+        work.submit(Record(offset, key))
+    return work, release
+
+
+async def test_finished_messages_awaiting_a_commit_are_not_in_flight() -> None:
+    """Backpressure counts work still to do: what is finished but not yet committed must not
+    pause a partition until the next commit."""
+    work, release = _behind_a_slow_message([f"k{offset}".encode() for offset in range(1, 11)])
     await _until(lambda: work.in_flight == 1)  # ten finished behind the slow one, none committed
     assert work.committable() == 0
     release.set()
@@ -129,16 +134,7 @@ async def test_finished_messages_awaiting_a_commit_are_not_in_flight() -> None:
 
 
 async def test_what_finished_behind_a_retried_message_stays_uncommitted_and_counted() -> None:
-    release = asyncio.Event()
-
-    async def handle(batch: list[Record]) -> None:
-        if batch[0].key == b"slow":
-            await release.wait()
-
-    work = PartitionWork(handle)
-    work.submit(Record(0, b"slow"))
-    for offset in range(1, 6):
-        work.submit(Record(offset, b"fast"))
+    work, release = _behind_a_slow_message([b"fast"] * 5)
     await _until(lambda: work.in_flight == 1)
     assert (work.uncommitted, work.committable()) == (6, 0)  # a crash now would redeliver all six
     release.set()
