@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -19,3 +20,12 @@ def wait_until(probe: Callable[[], T], *, timeout_s: float = 60.0, interval_s: f
             return last
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}; last value: {last!r}")
+
+
+async def until(condition: Callable[[], object], timeout_s: float = 5.0) -> None:
+    """The same inside a test's event loop, for conditions other tasks on it bring about."""
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(poll(), timeout_s)

@@ -13,6 +13,7 @@ from pipeline.dispatcher.outbox import Outbox
 from pipeline.dispatcher.partition import PartitionWork
 from pipeline.dispatcher.progress import RetryProgress
 from tests.dispatcher.test_outbox import FakeKafkaConsumer, Record
+from tests.polling import until
 
 
 class PausingConsumer(FakeKafkaConsumer):
@@ -42,11 +43,11 @@ async def test_a_partition_pauses_when_too_much_finished_waits_behind_a_retried_
     work = consumer._work[partition] = PartitionWork(handle)
     for offset in range(10):
         work.submit(Record(offset, key=f"k{offset}".encode()))
-    await asyncio.sleep(0.01)
+    await until(lambda: work.in_flight == 1)
     consumer._apply_backpressure()
     assert work.in_flight == 1 and partition in fake.paused  # one in flight, but ten uncommitted
     release.set()
-    await asyncio.sleep(0.01)
+    await until(lambda: work.in_flight == 0)
     work.committable()
     consumer._apply_backpressure()
     assert partition not in fake.paused

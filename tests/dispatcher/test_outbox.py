@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -16,6 +15,7 @@ from pipeline.dispatcher.outbox import Outbox
 from pipeline.dispatcher.partition import PartitionWork
 from pipeline.dispatcher.progress import RetryProgress
 from pipeline.errors import ServiceError
+from tests.polling import until
 
 
 class FailedMessage:
@@ -62,7 +62,7 @@ async def test_the_consumer_commits_nothing_once_a_flush_failed(settings: Settin
 
     work = consumer._work[partition] = PartitionWork(handle)
     work.submit(Record(0))
-    await asyncio.sleep(0.01)
+    await until(lambda: work.in_flight == 0)
     outbox._writer._on_delivery(KafkaError(KafkaError._MSG_TIMED_OUT), FailedMessage())  # offset 0's dead letter
     with pytest.raises(ServiceError):
         await consumer._commit([partition])

@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 from pipeline.dispatcher.partition import LanePolicy, PartitionWork
+from tests.polling import until
 
 
 @dataclass
@@ -27,11 +28,11 @@ async def test_a_blocked_key_holds_only_itself_and_the_commit() -> None:
     work = PartitionWork(handle)
     for offset, key in enumerate([b"a", b"b", b"a", b"b", b"c"]):
         work.submit(Record(offset, key))
-    await _until(lambda: len(handled) == 3)
+    await until(lambda: len(handled) == 3)
     assert handled == [0, 2, 4]  # key b is held at offset 1; a and c went on
     assert work.committable() == 1  # nothing at or past the blocked offset is committed
     release.set()
-    await _until(lambda: len(handled) == 5)
+    await until(lambda: len(handled) == 5)
     assert handled[3:] == [1, 3]  # b's messages in their order
     assert work.committable() == 5
     assert work.in_flight == 0
@@ -59,16 +60,8 @@ async def test_an_unexpected_error_retries_the_same_message(monkeypatch) -> None
     work = PartitionWork(flaky)
     work.submit(Record(0, b"k"))
     work.submit(Record(1, b"k"))
-    await _until(lambda: work.committable() == 2)
+    await until(lambda: work.committable() == 2)
     assert calls == [0, 0, 1]
-
-
-async def _until(condition, timeout_s: float = 5.0) -> None:
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.005)
-
-    await asyncio.wait_for(poll(), timeout_s)
 
 
 async def test_strict_ordering_is_one_lane_for_the_whole_partition() -> None:
@@ -91,7 +84,7 @@ async def test_strict_ordering_is_one_lane_for_the_whole_partition() -> None:
         await asyncio.sleep(0)  # let any other lane run, were there one
     assert calls == [0]  # b and c wait behind a, although their keys differ
     release.set()
-    await _until(lambda: handled == [0, 1, 2])
+    await until(lambda: handled == [0, 1, 2])
 
 
 async def test_batches_gather_up_to_the_size_within_the_wait() -> None:
@@ -103,7 +96,7 @@ async def test_batches_gather_up_to_the_size_within_the_wait() -> None:
     work = PartitionWork(handle, policy=lambda: LanePolicy(batch_max_events=3, batch_max_wait_s=0.2))
     for offset in range(7):
         work.submit(Record(offset, f"k{offset}".encode()))
-    await _until(lambda: sum(map(len, batches)) == 7)
+    await until(lambda: sum(map(len, batches)) == 7)
     assert batches == [[0, 1, 2], [3, 4, 5], [6]]
     assert work.committable() == 7
 
@@ -126,17 +119,17 @@ async def test_finished_messages_awaiting_a_commit_are_not_in_flight() -> None:
     """Backpressure counts work still to do: what is finished but not yet committed must not
     pause a partition until the next commit."""
     work, release = _behind_a_slow_message([f"k{offset}".encode() for offset in range(1, 11)])
-    await _until(lambda: work.in_flight == 1)  # ten finished behind the slow one, none committed
+    await until(lambda: work.in_flight == 1)  # ten finished behind the slow one, none committed
     assert work.committable() == 0
     release.set()
-    await _until(lambda: work.in_flight == 0)
+    await until(lambda: work.in_flight == 0)
     assert work.committable() == 11
 
 
 async def test_what_finished_behind_a_retried_message_stays_uncommitted_and_counted() -> None:
     work, release = _behind_a_slow_message([b"fast"] * 5)
-    await _until(lambda: work.in_flight == 1)
+    await until(lambda: work.in_flight == 1)
     assert (work.uncommitted, work.committable()) == (6, 0)  # a crash now would redeliver all six
     release.set()
-    await _until(lambda: work.in_flight == 0)
+    await until(lambda: work.in_flight == 0)
     assert (work.committable(), work.uncommitted) == (6, 0)
