@@ -3,9 +3,10 @@
 Every task in a tier is held that tier's delay after it was written, so a partition's tasks come
 due in order: the relay pauses a partition (rewound to its next task) until that one is ready,
 and the consumer keeps polling meanwhile, so long delays never look like a stuck consumer. A ready
-task due later still moves on to the tier for what remains; a due one goes back to its endpoint
-topic. Offsets are committed only after what was sent is acknowledged; the outbox is shared with
-the endpoint consumer, so once any record of either was lost the relay commits nothing more.
+task due later still moves on to the tier for what remains (the shortest, for less than that),
+and only a due one goes back to its endpoint topic: never early, about a second late at most.
+Offsets are committed only after what was sent is acknowledged; the outbox is shared with the
+endpoint consumer, so once any record of either was lost the relay commits nothing more.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from aiokafka.errors import CommitFailedError, KafkaError
 
 from pipeline.config import Settings
 from pipeline.dispatcher.outbox import Outbox
-from pipeline.kafka.admin import retry_tier
 from pipeline.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class RetryRelay:
     def _pass_on(self, record) -> None:  # type: ignore[no-untyped-def]
         headers = dict(record.headers or ())
         remaining_s = int(headers.get("due-at", b"0")) / 1000 - time.time()
-        if retry_tier(remaining_s) is not None:
+        if remaining_s > 0:  # never early, even by less than the shortest tier: a Retry-After may stand behind it
             self.outbox.park(record.key, record.value, list(record.headers or ()), remaining_s)
         else:
             self.outbox.produce_raw(headers["source"].decode(), record.key, record.value,

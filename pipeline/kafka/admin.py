@@ -113,8 +113,8 @@ RETRY_TIERS_S = (1, 5, 15, 30, 60, 300, 900, 1800, 3600, 7200, 18000, 36000, 864
 
 
 def retry_tier(remaining_s: float) -> int | None:
-    """The tier a task due in remaining_s waits in next (the longest not past it), or None when it
-    is due in less than the shortest tier and goes back to its endpoint now."""
+    """The tier a task due in remaining_s waits in next: the longest not past it, or None when less
+    than the shortest tier remains (the task then waits that shortest one)."""
     fitting = [tier for tier in RETRY_TIERS_S if tier <= remaining_s]
     return fitting[-1] if fitting else None
 

@@ -28,7 +28,7 @@ async def test_a_wait_longer_than_a_tier_passes_through_tiers_and_ends_at_its_du
     ensure_topics(admin_client(settings.kafka_bootstrap_servers), [TopicSpec(name=source, partitions=1)])
     outbox = Outbox(settings)
     parked_at = time.time()
-    outbox.defer(_Task(source), attempt=3, delay_s=2.6)  # tier 1, then tier 1 again, then back
+    outbox.defer(_Task(source), attempt=3, delay_s=2.6)  # tier 1 until nothing remains, then back
     await outbox.flush()
     stopping = asyncio.Event()
     relay = asyncio.create_task(RetryRelay(settings, outbox).run(stopping))
@@ -38,8 +38,8 @@ async def test_a_wait_longer_than_a_tier_passes_through_tiers_and_ends_at_its_du
         stopping.set()
         await relay
     assert back.value() == b"task" and dict(back.headers())["attempt"] == b"3"
-    assert back.timestamp()[1] / 1000 - parked_at >= 2.0  # held two full tiers, not sent at the first look
-    assert _written(settings, TopicNames.from_settings(settings).retry_tier(1)) == 2  # parked, then parked again
+    assert back.timestamp()[1] / 1000 - parked_at >= 2.6  # never before its due time
+    assert _written(settings, TopicNames.from_settings(settings).retry_tier(1)) >= 2  # parked, then parked again
 
 
 def _written(settings, topic: str) -> int:  # type: ignore[no-untyped-def]
