@@ -236,4 +236,5 @@ def test_unordered_failures_wait_in_a_delay_topic_while_the_rest_flows(stack) ->
         parked = sum(watermarks(consumer, TopicPartition(tier, p))[1] for p in range(settings.results_partitions))
     finally:
         consumer.close()
-    assert parked == 1
+    # Parked in the one-second tier; a jittered delay past a second waits there once more for the rest.
+    assert parked in (1, 2)
