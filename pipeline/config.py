@@ -25,9 +25,9 @@ class Settings(BaseSettings):
         "127.0.0.1:19092",
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "PIPELINE_KAFKA_BOOTSTRAP_SERVERS"),
     )
-    kafka_version: str = "3.9.1"
+    kafka_version: str = Field("4.1.1", description="The local broker's version; 3.9.x works too.")
     kafka_controller_port: int = 19093
-    kafka_heap: str = "512m"
+    kafka_heap: str = Field("1g", description="Enough for ten thousand single-partition endpoint topics.")
 
     topic_prefix: str = Field("whk.", description="Namespaces every topic; tests use a fresh one each.")
     events_partitions: int = 8

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -25,7 +26,8 @@ log = logging.getLogger(__name__)
 TEMPLATES = PROJECT_ROOT / "deploy" / "kafka"
 LOGGING_3X = """<dependency><groupId>org.slf4j</groupId><artifactId>slf4j-reload4j</artifactId><version>1.7.36</version></dependency>
     <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId><version>1.7.36</version></dependency>"""
-LOGGING_4X = """<dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId><version>2.24.3</version></dependency>
+LOGGING_4X = """<dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId><version>2.0.17</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId><version>2.24.3</version></dependency>
     <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>2.24.3</version></dependency>
     <dependency><groupId>com.fasterxml.jackson.dataformat</groupId><artifactId>jackson-dataformat-yaml</artifactId><version>2.16.2</version></dependency>"""
 
@@ -132,8 +134,8 @@ class KafkaBroker:
         with self.paths.output.open("ab") as output:
             # A session of its own: the broker outlives the command that started it, and Ctrl-C
             # in `make run` reaches it only through our orderly stop.
-            process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, start_new_session=True)
+            process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       start_new_session=True, preexec_fn=_most_open_files)
         self.paths.pid_file.write_text(str(process.pid))
 
     def _java(self, *args: str) -> list[str]:
@@ -152,6 +154,13 @@ class KafkaBroker:
             return pid
         self.paths.pid_file.unlink(missing_ok=True)  # stale: the broker died without us
         return None
+
+
+def _most_open_files() -> None:
+    """Every partition's active segment keeps a file open: thousands of endpoint topics need the
+    soft limit raised to the hard one."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _run(command: list[str], cwd: Path | None = None) -> None:
