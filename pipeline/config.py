@@ -31,7 +31,8 @@ class Settings(BaseSettings):
 
     topic_prefix: str = Field("whk.", description="Namespaces every topic; tests use a fresh one each.")
     events_partitions: int = 8
-    endpoint_partitions: int = 4
+    endpoint_partitions: int = Field(
+        1, ge=1, description="Partitions of a new endpoint topic: one owner per endpoint, lanes per key inside it.")
     # The results sink inserts once per partition per batch, and each insert costs ClickHouse
     # about the same whatever its size: more partitions only pay off with more sinks (server mode).
     results_partitions: int = 2
@@ -64,8 +65,14 @@ class Settings(BaseSettings):
     max_uncommitted_per_partition: int = Field(
         10_000, description="Finished tasks a partition may hold behind one still retrying, before it pauses.")
     max_connections: int = 200
-    dispatcher_metadata_refresh_ms: int = Field(
-        30_000, description="How often dispatchers refresh topic metadata; a new subscription's topic is looked up at once.")
+    dispatcher_shards: int = Field(
+        64, ge=1, description="Endpoints hash to this many shards, which dispatchers share; it bounds how many can share work.")
+    dispatcher_session_timeout_ms: int = Field(
+        10_000, description="A dispatcher that stops answering for this long has its shards handed to the others.")
+    dispatcher_park_idle_s: float = Field(
+        5.0, description="An endpoint partition with nothing new for this long stops being fetched until it grows.")
+    dispatcher_parked_check_ms: int = Field(
+        250, description="How often the end offsets of parked endpoint partitions are looked at.")
     shutdown_grace_s: float = 5.0
 
     router_web_port: int = 6066

@@ -33,6 +33,11 @@ class TopicNames:
     def dead_letters(self) -> str:
         return f"{self.prefix}dead-letters"
 
+    @property
+    def dispatcher_shards(self) -> str:
+        """Carries no records: its partitions are the shards that dispatchers share in a consumer group."""
+        return f"{self.prefix}dispatcher-shards"
+
     def retry_tier(self, seconds: int) -> str:
         """Where a failed task of an unordered subscription waits about this long to be retried."""
         return f"{self.prefix}retry.{seconds}"

@@ -98,7 +98,7 @@ def fresh_settings(kafka_bootstrap: str, tmp_path: Path, clickhouse_server: str 
         clickhouse_database=f"test_{uuid.uuid4().hex[:8]}",
         results_port=free_port(),
         api_port=free_port(),
-        endpoint_partitions=4,
+        dispatcher_shards=8,
         events_partitions=4,
         retry_schedule_s=(0.0, 0.2, 0.5, 1.0),
         allowed_networks=["127.0.0.0/8"],  # the guard stays on; tests allow their local receivers
@@ -121,6 +121,8 @@ def stage_env(settings: Settings) -> dict[str, str]:
         "PIPELINE_RESULTS_PORT": str(settings.results_port),
         "PIPELINE_API_PORT": str(settings.api_port),
         "PIPELINE_ENDPOINT_PARTITIONS": str(settings.endpoint_partitions),
+        "PIPELINE_DISPATCHER_SHARDS": str(settings.dispatcher_shards),
+        "PIPELINE_DISPATCHER_SESSION_TIMEOUT_MS": str(settings.dispatcher_session_timeout_ms),
         "PIPELINE_RETRY_SCHEDULE_S": "[" + ",".join(str(d) for d in settings.retry_schedule_s) + "]",
         "PIPELINE_MAX_RETRY_AFTER_S": str(settings.max_retry_after_s),
         "PIPELINE_ALLOWED_NETWORKS": ",".join(settings.allowed_networks),

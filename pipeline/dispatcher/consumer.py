@@ -1,10 +1,16 @@
-"""The consumer group over every endpoint topic.
+"""The dispatcher's consumer of the endpoint topics it owns.
 
-Each assigned partition gets a PartitionWork. A partition with too much in flight is
-paused (its backlog waits in Kafka) and resumed when it drains. Offsets are committed
-only up to finished messages, after the attempt records are flushed to Kafka; once a record
-could not be written, nothing is committed again (not even on shutdown or a rebalance), so
-Kafka redelivers every task since the last good commit.
+Ownership comes from the shards (shards.py): the endpoints of the shards this dispatcher holds
+are assigned to its consumer by hand, so a new or deleted endpoint changes one dispatcher's
+assignment and stops nobody. Each partition gets a PartitionWork; one with too much in flight is
+paused (its backlog waits in Kafka) and resumed when it drains, and one quiet for a while is
+parked (parking.py). Offsets are committed only up to finished messages, after the attempt
+records are flushed to Kafka (commits.py); once a record could not be written, nothing is
+committed again (not even on shutdown or a handover), so Kafka redelivers every task since the
+last good commit.
+
+Work per round is kept to the partitions that have messages in hand (`_busy`), so ten thousand
+quiet endpoints cost nothing between their events.
 """
 
 from __future__ import annotations
@@ -12,186 +18,306 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
+from confluent_kafka.admin import OffsetSpec
 
 from pipeline.config import Settings
+from pipeline.dispatcher.commits import Committer
 from pipeline.dispatcher.deliverer import Deliverer
+from pipeline.dispatcher.directory import EndpointDirectory
 from pipeline.dispatcher.outbox import Outbox
+from pipeline.dispatcher.parking import Parking
 from pipeline.dispatcher.partition import PartitionWork
-from pipeline.dispatcher.progress import progress_of
-from pipeline.kafka.offsets import committed_metadata
-from pipeline.subscriptions.table import SubscriptionTable
+from pipeline.dispatcher.progress import CommitMetadata, endpoint_states, progress_of
+from pipeline.dispatcher.records import PartitionId, TaskRecord
+from pipeline.dispatcher.shards import ShardMembership
 from pipeline.errors import ServiceError
+from pipeline.kafka.admin import admin_client
+from pipeline.kafka.threaded import ThreadedConsumer
 from pipeline.topics import TopicNames
 
 log = logging.getLogger(__name__)
 COMMIT_INTERVAL_S = 0.5
+REFRESH_INTERVAL_S = 3600.0
 REVOKE_GRACE_S = 2.0
+POLL_S = 0.05  # how long a call such as pause or commit may wait behind an idle poll
+MAX_BATCH = 2000
+COMMITTED_TRIES = 5
 
 
 class EndpointConsumer:
-    def __init__(self, settings: Settings, deliverer: Deliverer, outbox: Outbox):
+    def __init__(self, settings: Settings, deliverer: Deliverer, outbox: Outbox, client: ThreadedConsumer | None = None):
         self.settings = settings
         self.deliverer = deliverer
         self.outbox = outbox
         self.max_in_flight = settings.max_in_flight_per_partition
         self.max_uncommitted = settings.max_uncommitted_per_partition
         self.names = TopicNames.from_settings(settings)
-        self._work: dict[TopicPartition, PartitionWork] = {}
-        self._committed: dict[TopicPartition, tuple[int, str]] = {}  # offset, and the progress beside it
-        self._paused: set[TopicPartition] = set()
-        self._unready: set[TopicPartition] = set()  # assigned, their committed retry progress not read yet
         self.group_id = f"{settings.topic_prefix}dispatcher"
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            group_id=self.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",  # a new endpoint topic's first tasks must not be skipped
-            # A backstop only: new endpoint topics are looked up as their subscriptions appear.
-            metadata_max_age_ms=settings.dispatcher_metadata_refresh_ms,
-            session_timeout_ms=10_000,
-            heartbeat_interval_ms=1_000,
-            # At a steady trickle a fetch per task costs more than the task: wait a moment for company.
-            fetch_min_bytes=32 * 1024,
-            fetch_max_wait_ms=20,
-        )
+        self._admin = admin_client(settings.kafka_bootstrap_servers)
+        self._consumer = client or ThreadedConsumer({
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "group.id": self.group_id,  # only where offsets are committed: partitions are assigned by hand
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",  # a new endpoint topic's first tasks must not be skipped
+            # A fetch answers as soon as anything arrives; the wait only bounds how long a partition
+            # just assigned or unparked waits to join the fetch in progress.
+            "fetch.wait.max.ms": 100,
+            "queued.max.messages.kbytes": 16 * 1024,
+        }, name="dispatcher-endpoints")
+        self._committer = Committer(self._consumer, outbox, self._metadata)
+        self._work: dict[PartitionId, PartitionWork] = {}
+        self._busy: set[PartitionId] = set()  # have messages in hand, or offsets not yet committed
+        self._paused: set[PartitionId] = set()
+        self._full: set[PartitionId] = set()  # paused for backpressure
+        self._parking = Parking(settings.dispatcher_park_idle_s)
+        self._shards: set[int] = set()
+        self._owned: dict[str, int] = {}  # subscription id: partitions of it assigned here
+        self._changes: asyncio.Queue[set[str]] = asyncio.Queue()
+        self._assignment_lock = asyncio.Lock()
+        self.directory: EndpointDirectory | None = None
 
     async def run(self, stopping: asyncio.Event) -> None:
-        pattern = self.names.endpoint_pattern
-        self._consumer.subscribe(pattern=pattern, listener=_Rebalance(self))
-        await self._consumer.start()
+        self.directory = EndpointDirectory(self.deliverer.table, self.names, self._admin, await self._shard_count())
+        self.deliverer.table.on_change(self._changes.put_nowait)
+        membership = ShardMembership(self.settings, gained=self._gain_shards, released=self._release_shards,
+                                     lost=self._lose_shards)
+        leaving = asyncio.Event()
+        group = asyncio.create_task(membership.run(leaving))
+        helpers = [group, asyncio.create_task(self._follow_subscriptions()), asyncio.create_task(self._watch_parked())]
         try:
-            await self._consume(stopping)
+            await self._fetch(stopping, helpers)
         finally:
-            try:
-                await self.release(list(self._work), grace_s=self.settings.shutdown_grace_s)
-            finally:
-                await self._consumer.stop()
+            leaving.set()  # leaving the group releases every shard, committing what finished
+            await asyncio.gather(group, return_exceptions=True)
+            for helper in helpers[1:]:
+                helper.cancel()
+            await asyncio.gather(*helpers[1:], return_exceptions=True)
+            await self._consumer.close()
 
-    async def _consume(self, stopping: asyncio.Event) -> None:
-        new_endpoints = _NewSubscriptions(self.deliverer.table)
+    async def _shard_count(self) -> int:
+        topic = self.names.dispatcher_shards
+        metadata = await asyncio.to_thread(self._admin.list_topics, topic=topic, timeout=30)
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None or not found.partitions:
+            raise ServiceError(f"the shard topic {topic} is missing: create the core topics first")
+        return len(found.partitions)
+
+    async def _fetch(self, stopping: asyncio.Event, helpers: list[asyncio.Task[None]]) -> None:
         loop = asyncio.get_running_loop()
-        next_commit = loop.time() + COMMIT_INTERVAL_S
+        next_commit, next_refresh = loop.time() + COMMIT_INTERVAL_S, loop.time() + REFRESH_INTERVAL_S
         while not stopping.is_set():
-            batches = await self._consumer.getmany(timeout_ms=100, max_records=2000)
-            if new_endpoints.appeared():
-                # Matching the topic pattern needs fresh metadata; aiokafka has no public call for it.
-                await self._consumer._client.force_metadata_update()
-            owned = self._consumer.assignment()
-            for partition, records in batches.items():
-                if partition not in owned:
-                    continue  # fetched just before a rebalance took it away: its new owner delivers it
-                if partition in self._unready:
-                    self._consumer.seek(partition, records[0].offset)  # read again once progress is known
-                    continue
-                work = self._work.get(partition) or self._start_work(partition)
-                for record in records:
-                    work.submit(record)
-            self._apply_backpressure()
+            for helper in helpers:
+                if helper.done():
+                    helper.result()  # a helper that died takes the dispatcher down: better than drifting
+                    raise ServiceError("a dispatcher task stopped unexpectedly")
+            self._submit(await self._consumer.take(MAX_BATCH, POLL_S))
+            await self._apply_backpressure()
             if loop.time() >= next_commit:
-                await self._commit(list(self._work))
+                await self._commit_busy()
                 next_commit = loop.time() + COMMIT_INTERVAL_S
+            if loop.time() >= next_refresh:
+                await self._committer.commit(self._committer.stale(self._work), refresh=True)
+                next_refresh = loop.time() + REFRESH_INTERVAL_S
 
-    def _start_work(self, partition: TopicPartition) -> PartitionWork:
-        subscription_id = self.names.subscription_of(partition.topic)
-        work = PartitionWork(self.deliverer.deliver, policy=lambda: self.deliverer.lane_policy(subscription_id))
-        self._work[partition] = work
-        return work
-
-    def _apply_backpressure(self) -> None:
-        """Pauses a partition with too much in flight, or too much finished behind a message still
-        being retried (other keys pass it, but what a crash would redeliver must stay bounded)."""
-        for partition, work in self._work.items():
-            full = work.in_flight >= self.max_in_flight or work.uncommitted >= self.max_uncommitted
-            drained = work.in_flight < self.max_in_flight // 2 and work.uncommitted < self.max_uncommitted // 2
-            if partition not in self._paused and full:
-                self._consumer.pause(partition)
-                self._paused.add(partition)
-            elif partition in self._paused and drained:
-                self._consumer.resume(partition)
-                self._paused.discard(partition)
-
-    async def _commit(self, partitions: list[TopicPartition]) -> None:
-        offsets = {}
-        owned = self._consumer.assignment()
-        for partition in partitions:
-            if partition not in owned:
+    def _submit(self, messages: list) -> None:  # type: ignore[type-arg]
+        now = time.monotonic()
+        for message in messages:
+            if message.error() is not None:
+                log.warning("fetching endpoint tasks: %s", message.error())
                 continue
-            offset = self._work[partition].committable()
-            if offset is None:
-                continue
-            commit = (offset, self.deliverer.progress.metadata(partition, offset))
-            if commit != self._committed.get(partition):
-                offsets[partition] = commit
-        if not offsets:
-            return
-        await self.outbox.flush()  # raises for good once a record was lost: offsets stay where they are
-        try:
-            await self._consumer.commit(offsets)
-        except (CommitFailedError, KafkaError) as exc:
-            log.warning("commit failed, the uncommitted tasks will be redelivered: %s", exc)
-            return
-        self._committed.update(offsets)
+            record = TaskRecord.of(message)
+            work = self._work.get(record.position)
+            if work is None:
+                continue  # let go of meanwhile: its new owner delivers it
+            self._parking.fetched(record.position, record.offset, now)
+            self._busy.add(record.position)
+            work.submit(record)
 
-    async def learn_progress(self, partitions: list[TopicPartition]) -> None:
-        """Where the previous owners of these partitions left the retries of their oldest tasks;
-        their tasks wait meanwhile (aiokafka starts fetching before this is done)."""
-        self._unready.update(partitions)
-        try:
-            committed = progress_of(await committed_metadata(self._consumer, partitions))
-            if committed:
-                log.info("carrying on the retries of %d tasks where the previous owners left them", len(committed))
-            self.deliverer.progress.learn(committed)
-        except Exception as exc:  # noqa: BLE001 -- a lookup that fails only costs a schedule started over
-            log.warning("could not read the retry progress committed for %d partitions: %s", len(partitions), exc)
-        finally:
-            self._unready.difference_update(partitions)
+    async def _commit_busy(self) -> None:
+        busy = {partition: self._work[partition] for partition in self._busy if partition in self._work}
+        await self._committer.commit(busy)
+        self._busy = {p for p, work in busy.items() if not self._committer.is_current(p, work)}
 
-    async def release(self, partitions: list[TopicPartition], grace_s: float) -> None:
-        """Finishes what it can of partitions being taken away, commits it, and forgets them."""
-        owned = [partition for partition in partitions if partition in self._work]
-        await asyncio.gather(*(self._work[partition].close(grace_s) for partition in owned))
-        if self.outbox.broken is None:
+    def _metadata(self, partition: PartitionId, offset: int) -> str:
+        state = self.deliverer.endpoint_state(self.names.subscription_of(partition.topic))
+        return CommitMetadata(self.deliverer.progress.at(partition, offset), state).encode()
+
+    # --- which partitions are ours -------------------------------------------------------------
+
+    def _shard(self, subscription_id: str) -> int:
+        assert self.directory is not None
+        return self.directory.shard(subscription_id)
+
+    async def _gain_shards(self, shards: set[int]) -> None:
+        self._shards |= shards
+        assert self.directory is not None
+        await self._gain(self.directory.subscriptions_in(shards))
+
+    async def _release_shards(self, shards: set[int]) -> None:
+        self._shards -= shards
+        await self._release_where(lambda subscription_id: self._shard(subscription_id) in shards, commit=True)
+
+    async def _lose_shards(self, shards: set[int]) -> None:
+        """Another dispatcher may own them already: stop without committing over its progress."""
+        self._shards -= shards
+        await self._release_where(lambda subscription_id: self._shard(subscription_id) in shards, commit=False)
+
+    async def _follow_subscriptions(self) -> None:
+        """New subscriptions in our shards are fetched at once; deleted ones are let go."""
+        table = self.deliverer.table
+        while True:
+            changed = await self._changes.get()
+            while not self._changes.empty():
+                changed |= self._changes.get_nowait()
+            ours = {s for s in changed if self._shard(s) in self._shards}
+            await self._gain(sorted(s for s in ours if table.get(s) is not None and s not in self._owned))
+            gone = {s for s in ours if table.get(s) is None and s in self._owned}
+            if gone:
+                await self._release_where(gone.__contains__, commit=True)
+
+    async def _gain(self, subscription_ids: list[str]) -> None:
+        if not subscription_ids:
+            return
+        assert self.directory is not None
+        async with self._assignment_lock:
+            partitions = [p for p in await self.directory.partitions_of(subscription_ids) if p not in self._work]
+            if not partitions:
+                return
+            committed = await self._read_committed(partitions)
+            now = time.monotonic()
+            for partition, (offset, metadata) in committed.items():
+                subscription_id = self.names.subscription_of(partition.topic)
+                self._work[partition] = PartitionWork(self.deliverer.deliver, start_offset=offset,
+                                                      policy=lambda s=subscription_id: self.deliverer.lane_policy(s))
+                self._owned[subscription_id] = self._owned.get(subscription_id, 0) + 1
+                self._parking.started(partition, max(offset, 0), now)
+                if offset >= 0:
+                    self._committer.knows(partition, offset, metadata)
+            start = [TopicPartition(p.topic, p.partition, offset if offset >= 0 else OFFSET_BEGINNING)
+                     for p, (offset, _) in committed.items()]
+            await self._consumer.call(self._consumer.raw.incremental_assign, start)
+        log.info("dispatching %d more endpoint partitions (%d in all)", len(partitions), len(self._work))
+
+    async def _read_committed(self, partitions: list[PartitionId]) -> dict[PartitionId, tuple[int, str]]:
+        """Where the previous owners left these partitions: the offset, and the retry progress and
+        endpoint state committed beside it, which this dispatcher carries on with."""
+        committed = await self._committed_offsets(partitions)
+        entries = {p: _Committed(offset, metadata) for p, (offset, metadata) in committed.items()}
+        progress = progress_of(entries)
+        if progress:
+            log.info("carrying on the retries of %d tasks where the previous owners left them", len(progress))
+        self.deliverer.progress.learn(progress)
+        for subscription_id, state in endpoint_states(entries, self.names.subscription_of).items():
+            self.deliverer.learn_endpoint_state(subscription_id, state)
+        return committed
+
+    async def _committed_offsets(self, partitions: list[PartitionId]) -> dict[PartitionId, tuple[int, str]]:
+        asked = [TopicPartition(p.topic, p.partition) for p in partitions]
+        for attempt in range(1, COMMITTED_TRIES + 1):
+            try:
+                answered = await self._consumer.call(self._consumer.raw.committed, asked, timeout=30)
+                return {PartitionId(tp.topic, tp.partition): (tp.offset, tp.metadata or "") for tp in answered}
+            except KafkaException as exc:
+                log.warning("reading committed offsets (try %d of %d): %s", attempt, COMMITTED_TRIES, exc)
+                await asyncio.sleep(attempt)
+        raise ServiceError(f"could not read the committed offsets of {len(partitions)} endpoint partitions")
+
+    async def _release_where(self, matches: Callable[[str], bool], commit: bool) -> None:
+        async with self._assignment_lock:
+            partitions = [p for p in self._work if matches(self.names.subscription_of(p.topic))]
+            await self.release(partitions, grace_s=REVOKE_GRACE_S, commit=commit)
+
+    async def release(self, partitions: list[PartitionId], grace_s: float, commit: bool = True) -> None:
+        """Finishes what it can of partitions being let go, commits it, and forgets them."""
+        works = {partition: self._work.pop(partition) for partition in partitions if partition in self._work}
+        if not works:
+            return
+        await asyncio.gather(*(work.close(grace_s) for work in works.values()))
+        if commit and self.outbox.broken is None:
             with contextlib.suppress(ServiceError):  # the last flush found a lost record: logged below
-                await self._commit(owned)
-        for partition in owned:
-            del self._work[partition]
-            self._committed.pop(partition, None)
-            self._paused.discard(partition)
-        self.deliverer.progress.forget(owned)
-        if self.outbox.broken is not None and owned:
+                await self._committer.commit(works)
+        with contextlib.suppress(KafkaException):
+            await self._consumer.call(self._consumer.raw.incremental_unassign,
+                                      [TopicPartition(p.topic, p.partition) for p in works])
+        self._forget(list(works))
+        if commit and self.outbox.broken is not None:
             log.error("not committing %d released partitions, since %s; Kafka redelivers them from the last commit",
-                      len(owned), self.outbox.broken)
+                      len(works), self.outbox.broken)
+        log.info("let go of %d endpoint partitions (%d left)", len(works), len(self._work))
+
+    def _forget(self, partitions: list[PartitionId]) -> None:
+        self._committer.forget(partitions)
+        self._parking.forget(partitions)
+        self.deliverer.progress.forget(partitions)
+        for partition in partitions:
+            self._busy.discard(partition)
+            self._paused.discard(partition)
+            self._full.discard(partition)
+            subscription_id = self.names.subscription_of(partition.topic)
+            self._owned[subscription_id] -= 1
+            if not self._owned[subscription_id]:
+                del self._owned[subscription_id]
+                self.deliverer.forget_endpoint(subscription_id)
+
+    # --- flow: backpressure and parking ---------------------------------------------------------
+
+    async def _apply_backpressure(self) -> None:
+        """Pauses a partition with too many lanes delivering, or too much finished behind a message
+        still being retried (other keys pass it, but what a crash would redeliver must stay bounded)."""
+        for partition in self._busy | self._full:
+            work = self._work.get(partition)
+            if work is None:
+                continue
+            if work.in_flight >= self.max_in_flight or work.uncommitted >= self.max_uncommitted:
+                self._full.add(partition)
+            elif work.in_flight < self.max_in_flight // 2 and work.uncommitted < self.max_uncommitted // 2:
+                self._full.discard(partition)
+        await self._pause_exactly(self._full | self._parking.parked)
+
+    async def _pause_exactly(self, wanted: set[PartitionId]) -> None:
+        """Pauses and resumes so that exactly the wanted partitions (of those still ours) are paused."""
+        wanted = {partition for partition in wanted if partition in self._work}
+        pause, resume = wanted - self._paused, self._paused - wanted
+        try:
+            if pause:
+                await self._consumer.call(self._consumer.raw.pause, [TopicPartition(*p) for p in pause])
+            if resume:
+                await self._consumer.call(self._consumer.raw.resume, [TopicPartition(*p) for p in resume])
+        except KafkaException as exc:  # a partition let go of in between: nothing to pause any more
+            log.info("pausing or resuming endpoint partitions: %s", exc)
+        self._paused = (self._paused | pause) - resume
+
+    async def _watch_parked(self) -> None:
+        interval_s = self.settings.dispatcher_parked_check_ms / 1000
+        while True:
+            await asyncio.sleep(interval_s)
+            now = time.monotonic()
+            self._parking.park(self._parking.idle(now, busy=lambda p: p in self._busy or p not in self._work))
+            parked = [p for p in self._parking.parked if p in self._work]
+            if parked:
+                self._parking.grown(await asyncio.to_thread(self._end_offsets, parked), now)
+            await self._pause_exactly(self._full | self._parking.parked)
+
+    def _end_offsets(self, partitions: list[PartitionId]) -> dict[PartitionId, int]:
+        latest = OffsetSpec.latest()
+        futures = self._admin.list_offsets({TopicPartition(p.topic, p.partition): latest for p in partitions},
+                                           request_timeout=10)
+        ends = {}
+        for tp, future in futures.items():
+            with contextlib.suppress(KafkaException):
+                ends[PartitionId(tp.topic, tp.partition)] = future.result().offset
+        return ends
 
 
-class _NewSubscriptions:
-    """Tells when the table holds a subscription not seen before: its endpoint topic exists by
-    then (it is created first), and its first tasks must not wait for a periodic metadata refresh."""
+class _Committed:
+    """A committed offset with its metadata, as progress_of and endpoint_states read them."""
+    __slots__ = ("offset", "metadata")
 
-    def __init__(self, table: SubscriptionTable):
-        self.table = table
-        self._version = -1
-        self._known: set[str] = set()
-
-    def appeared(self) -> bool:
-        if self.table.version == self._version:
-            return False
-        self._version = self.table.version
-        current = set(self.table.rows)
-        new = current - self._known
-        self._known = current
-        return bool(new)
-
-
-class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, owner: EndpointConsumer):
-        self.owner = owner
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self.owner.release(list(revoked), grace_s=REVOKE_GRACE_S)
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        log.info("dispatching %d endpoint partitions", len(assigned))
-        await self.owner.learn_progress(list(assigned))
+    def __init__(self, offset: int, metadata: str):
+        self.offset = offset
+        self.metadata = metadata

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pipeline.dispatcher.attempt import AttemptOutcome, attempt_delivery, dead_lettered_records
@@ -24,7 +24,7 @@ from pipeline.dispatcher.flow import Gates
 from pipeline.dispatcher.http import HttpTransport
 from pipeline.dispatcher.outbox import Outbox
 from pipeline.dispatcher.partition import LanePolicy
-from pipeline.dispatcher.progress import Progress, RetryProgress
+from pipeline.dispatcher.progress import EndpointState, Progress, RetryProgress
 from pipeline.dispatcher.retry import RetrySchedule
 from pipeline.dispatcher.status import Verdict, judge
 from pipeline.errors import CodecError, InvalidInput
@@ -57,6 +57,25 @@ class Deliverer:
         self.gates = Gates()
         self.progress = RetryProgress()
         self.streaks = FailureStreaks(policy.disable_after, policy.disable_min_failures)
+
+    def endpoint_state(self, subscription_id: str) -> EndpointState:
+        """The endpoint's failure streak and hold, to commit beside its offsets."""
+        streak = self.streaks.of(subscription_id)
+        began, failures = (streak[0].timestamp(), streak[1]) if streak else (None, 0)
+        return EndpointState(began, failures, self.gates.held_until(subscription_id))
+
+    def learn_endpoint_state(self, subscription_id: str, state: EndpointState) -> None:
+        """Carries on with what the endpoint's previous owner committed."""
+        if state.streak_began is not None and state.streak_failures:
+            began = datetime.fromtimestamp(state.streak_began, timezone.utc)
+            self.streaks.learn(subscription_id, began, state.streak_failures)
+        if state.held_until is not None:
+            self.gates.hold_until(subscription_id, state.held_until)
+
+    def forget_endpoint(self, subscription_id: str) -> None:
+        """Another dispatcher owns the endpoint now: its state travels in the commit."""
+        self.streaks.forget(subscription_id)
+        self.gates.forget(subscription_id)
 
     def lane_policy(self, subscription_id: str) -> LanePolicy:
         subscription = self.table.get(subscription_id)
@@ -98,7 +117,7 @@ class Deliverer:
                 self.streaks.succeeded(subscription.id)
                 return
             if verdict.retry_after_s:
-                self.gates.for_subscription(subscription).hold(verdict.retry_after_s)
+                self.gates.hold(subscription.id, verdict.retry_after_s)
             await self._after_failure(subscription, verdict, outcome.error)
             endless = subscription.when_retries_exhausted == "block"
             delay = self._schedule(subscription).delay_before(attempt + 1, endless=endless)

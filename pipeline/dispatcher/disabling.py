@@ -35,6 +35,19 @@ class FailureStreaks:
     def succeeded(self, subscription_id: str) -> None:
         self._streaks.pop(subscription_id, None)
 
+    def of(self, subscription_id: str) -> tuple[datetime, int] | None:
+        """When the endpoint's current run of failures began and how long it is; None without one."""
+        return self._streaks.get(subscription_id)
+
+    def learn(self, subscription_id: str, began: datetime, failures: int) -> None:
+        """A streak the endpoint's previous owner committed; the longer one wins."""
+        current = self._streaks.get(subscription_id)
+        if current is None or current[1] < failures:
+            self._streaks[subscription_id] = (began, failures)
+
+    def forget(self, subscription_id: str) -> None:
+        self._streaks.pop(subscription_id, None)
+
     def failed(self, subscription_id: str, now: datetime | None = None) -> bool:
         """Records a failure; True when only failures came for the whole window."""
         moment = now or utcnow()

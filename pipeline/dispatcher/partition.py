@@ -38,7 +38,9 @@ class LanePolicy:
 
 
 class PartitionWork:
-    def __init__(self, handle: Handler, policy: Callable[[], LanePolicy] = LanePolicy):
+    def __init__(self, handle: Handler, policy: Callable[[], LanePolicy] = LanePolicy, start_offset: int | None = None):
+        """start_offset: where the partition was committed before, so it can be committed again
+        (and kept from expiring) before any message arrives."""
         self._handle = handle
         self._policy = policy
         self._lanes: dict[bytes | int, deque[Any]] = {}
@@ -46,12 +48,18 @@ class PartitionWork:
         self._arrivals: dict[bytes | int, asyncio.Event] = {}
         self._offsets: deque[int] = deque()
         self._finished: set[int] = set()
-        self._next_commit: int | None = None
+        self._next_commit = start_offset if start_offset is not None and start_offset >= 0 else None
         self._closing = False
 
     @property
     def in_flight(self) -> int:
-        """Messages submitted and not finished; finished ones waiting for a commit do not count."""
+        """Lanes delivering now (a lane sends one batch at a time): messages queued behind a busy key
+        do not count, so one key retrying never stops the others; `uncommitted` bounds those."""
+        return len(self._lane_tasks)
+
+    @property
+    def unfinished(self) -> int:
+        """Messages submitted and not finished, queued in a lane or being delivered."""
         return len(self._offsets) - len(self._finished)
 
     @property

@@ -131,6 +131,7 @@ def core_topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(name=names.results, partitions=settings.results_partitions),
         TopicSpec(name=names.routing, partitions=settings.results_partitions),
         TopicSpec(name=names.dead_letters, partitions=1),
+        TopicSpec(name=names.dispatcher_shards, partitions=settings.dispatcher_shards),
         *(TopicSpec(name=names.retry_tier(tier), partitions=settings.results_partitions) for tier in RETRY_TIERS_S),
     ]
 

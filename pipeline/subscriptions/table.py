@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -31,6 +32,7 @@ class SubscriptionTable:
         self._box = load_box(settings)
         self.loaded = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
+        self._listeners: list[Callable[[set[str]], None]] = []
 
     def get(self, subscription_id: str) -> Subscription | None:
         return self.rows.get(subscription_id)
@@ -38,14 +40,24 @@ class SubscriptionTable:
     def all(self) -> list[Subscription]:
         return list(self.rows.values())
 
+    def on_change(self, listener: Callable[[set[str]], None]) -> None:
+        """listener gets the ids of the subscriptions that changed (created, updated or deleted),
+        after each batch of changes, so it can follow them without scanning every row."""
+        self._listeners.append(listener)
+
     def put_local(self, subscription: Subscription) -> None:
         """This process's own write, seen at once rather than when it comes back from Kafka."""
         self.rows[subscription.id] = subscription
-        self.version += 1
+        self._changed({subscription.id})
 
     def remove_local(self, subscription_id: str) -> None:
         self.rows.pop(subscription_id, None)
+        self._changed({subscription_id})
+
+    def _changed(self, subscription_ids: set[str]) -> None:
         self.version += 1
+        for listener in self._listeners:
+            listener(subscription_ids)
 
     async def run(self) -> None:
         """Loads the whole topic, sets `loaded`, then follows it until cancelled."""
@@ -81,11 +93,14 @@ class SubscriptionTable:
         await self._mark_loaded_if_caught_up(consumer, end_offsets)
         while True:
             batches = await consumer.getmany(timeout_ms=self.fetch_wait_ms)
+            changed = set()
             for records in batches.values():
                 for record in records:
                     apply_record(self.rows, record.key, record.value, self._box)
-            if batches:
-                self.version += 1
+                    if record.key is not None:
+                        changed.add(record.key.decode())
+            if changed:
+                self._changed(changed)
             if not self.loaded.is_set():
                 await self._mark_loaded_if_caught_up(consumer, end_offsets)
 

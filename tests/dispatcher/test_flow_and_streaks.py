@@ -2,7 +2,8 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 
 from pipeline.dispatcher.disabling import FailureStreaks
-from pipeline.dispatcher.flow import Gate
+from pipeline.dispatcher.flow import Gate, Gates
+from pipeline.subscriptions.model import Subscription
 
 
 def test_a_streak_disables_only_after_the_window_and_the_count() -> None:
@@ -71,13 +72,35 @@ async def test_a_gate_of_a_hundred_per_second_allows_a_second_s_burst() -> None:
 
 
 async def test_a_hold_keeps_every_request_of_the_endpoint_back_until_it_ends() -> None:
-    gate = Gate(rate_per_s=None, max_in_flight=None)
+    gates = Gates()
+    subscription = Subscription(name="s", url="https://example.com/hook", event_types=["*"])
+    gate = gates.for_subscription(subscription)
     loop = asyncio.get_running_loop()
-    gate.hold(0.3)
-    gate.hold(0.1)  # a shorter wait asked later does not cut the first one short
+    gates.hold(subscription.id, 0.3)
+    gates.hold(subscription.id, 0.1)  # a shorter wait asked later does not cut the first one short
     started = loop.time()
     await asyncio.gather(*(_enter(gate) for _ in range(3)))
     assert loop.time() - started >= 0.3
+    assert gates.held_until(subscription.id) is None  # over: nothing left to commit
+
+
+def test_a_hold_learned_from_a_commit_outlives_the_gates_being_rebuilt() -> None:
+    gates = Gates()
+    gates.hold_until("sub_a", 4_000_000_000.0)
+    assert gates.held_until("sub_a") == 4_000_000_000.0
+    gates.hold_until("sub_a", 3_000_000_000.0)  # an earlier end never shortens a hold
+    assert gates.held_until("sub_a") == 4_000_000_000.0
+    gates.forget("sub_a")  # another dispatcher owns the endpoint now
+    assert gates.held_until("sub_a") is None
+
+
+def test_a_committed_streak_is_carried_on_and_the_longer_one_wins() -> None:
+    streaks = FailureStreaks(timedelta(hours=1), min_failures=3)
+    began = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    streaks.learn("s", began, 2)
+    streaks.learn("s", began + timedelta(minutes=5), 1)  # a shorter streak from another partition
+    assert streaks.of("s") == (began, 2)
+    assert streaks.failed("s", began + timedelta(minutes=61))  # the third failure, an hour after the first
 
 
 async def _enter(gate: Gate) -> None:

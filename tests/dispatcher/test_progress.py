@@ -7,7 +7,8 @@ from types import SimpleNamespace
 
 from aiokafka import TopicPartition
 
-from pipeline.dispatcher.progress import Progress, RetryProgress, progress_of
+from pipeline.dispatcher.progress import CommitMetadata, EndpointState, Progress, RetryProgress, endpoint_states, progress_of
+from pipeline.dispatcher.records import PartitionId
 
 
 @dataclass
@@ -42,3 +43,25 @@ def test_progress_is_read_back_from_committed_offsets() -> None:
     committed = {partition: SimpleNamespace(offset=5, metadata=Progress(3, 50.0).metadata()),
                  TopicPartition("endpoint.s", 2): SimpleNamespace(offset=8, metadata="")}
     assert progress_of(committed) == {("endpoint.s", 1, 5): Progress(3, 50.0)}
+
+
+def test_the_endpoint_state_travels_beside_the_progress_and_old_metadata_still_reads() -> None:
+    state = EndpointState(streak_began=1_800_000_000.5, streak_failures=12, held_until=1_800_000_060.0)
+    metadata = CommitMetadata(Progress(4, 1_800_000_001.0), state)
+    assert CommitMetadata.parse(metadata.encode()) == metadata
+    assert CommitMetadata.parse(CommitMetadata(endpoint=state).encode()) == CommitMetadata(None, state)
+    assert CommitMetadata().encode() == ""  # nothing to carry: nothing committed beside the offset
+    written_by_an_older_dispatcher = "dispatcher/v1 attempt=3 due=1800000000000"
+    assert CommitMetadata.parse(written_by_an_older_dispatcher) == CommitMetadata(Progress(3, 1_800_000_000.0))
+
+
+def test_partitions_of_one_endpoint_merge_into_the_longest_streak_and_latest_hold() -> None:
+    one = EndpointState(streak_began=100.0, streak_failures=5, held_until=300.0)
+    other = EndpointState(streak_began=150.0, streak_failures=2, held_until=400.0)
+    assert one.merged(other) == EndpointState(100.0, 5, 400.0)
+    assert EndpointState().merged(EndpointState()) == EndpointState()
+    committed = {PartitionId("endpoint.s", 0): SimpleNamespace(offset=1, metadata=CommitMetadata(endpoint=one).encode()),
+                 PartitionId("endpoint.s", 1): SimpleNamespace(offset=1, metadata=CommitMetadata(endpoint=other).encode()),
+                 PartitionId("endpoint.t", 0): SimpleNamespace(offset=1, metadata="")}
+    states = endpoint_states(committed, lambda topic: topic.removeprefix("endpoint."))
+    assert states == {"s": EndpointState(100.0, 5, 400.0), "t": EndpointState()}

@@ -1,0 +1,56 @@
+"""A confluent-kafka consumer driven from asyncio.
+
+librdkafka lets one call into a consumer run at a time (a call waits while a poll blocks), and it
+runs rebalance callbacks inside poll. So every call here runs on one thread of the consumer's own,
+in the order asked; the event loop stays free meanwhile, and a callback that needs the loop (to
+finish deliveries before a shard is handed over) can wait for it from that thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from confluent_kafka import Consumer, Message
+
+from pipeline.kafka.clients import LIBRDKAFKA_LOG
+
+T = TypeVar("T")
+
+
+class ThreadedConsumer:
+    def __init__(self, config: dict[str, Any], name: str):
+        self.raw = Consumer({"logger": LIBRDKAFKA_LOG, **config})
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+    async def call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Runs one of the consumer's methods (or a function of it) on the consumer's thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, functools.partial(method, *args, **kwargs))
+
+    async def take(self, max_messages: int, timeout_s: float) -> list[Message]:
+        """What has arrived, up to max_messages, waiting up to timeout_s for the first one only:
+        librdkafka's consume() would wait the whole timeout to fill a batch."""
+        return await self.call(self._take, max_messages, timeout_s)
+
+    def _take(self, max_messages: int, timeout_s: float) -> list[Message]:
+        first = self.raw.poll(timeout_s)
+        if first is None:
+            return []
+        return [first, *self.raw.consume(max_messages - 1, 0)] if max_messages > 1 else [first]
+
+    async def close(self) -> None:
+        try:
+            await self.call(self.raw.close)
+        finally:
+            self._thread.shutdown(wait=False)
+
+
+def in_loop(loop: asyncio.AbstractEventLoop, callback: Callable[..., Any]) -> Callable[..., None]:
+    """A librdkafka callback that runs a coroutine function on the event loop and waits for it,
+    from the consumer's thread: the rebalance it belongs to goes on only once it is done."""
+    def run(*args: Any) -> None:
+        asyncio.run_coroutine_threadsafe(callback(*args), loop).result()
+    return run

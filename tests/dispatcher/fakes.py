@@ -1,0 +1,91 @@
+"""A stand-in for the endpoint consumer's Kafka client: records what the dispatcher asks of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import TopicPartition
+
+from pipeline.dispatcher.records import PartitionId
+
+
+@dataclass
+class FakeMessage:
+    topic_: str
+    partition_: int
+    offset_: int
+    key_: bytes | None = None
+
+    def error(self) -> None:
+        return None
+
+    def topic(self) -> str:
+        return self.topic_
+
+    def partition(self) -> int:
+        return self.partition_
+
+    def offset(self) -> int:
+        return self.offset_
+
+    def key(self) -> bytes | None:
+        return self.key_
+
+    def value(self) -> bytes:
+        return b""
+
+    def headers(self) -> None:
+        return None
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 0)
+
+
+@dataclass
+class FakeRawConsumer:
+    committed_offsets: dict[PartitionId, tuple[int, str]] = field(default_factory=dict)
+    assigned: set[PartitionId] = field(default_factory=set)
+    paused: set[PartitionId] = field(default_factory=set)
+    commits: list[dict[PartitionId, tuple[int, str]]] = field(default_factory=list)
+
+    def incremental_assign(self, partitions: list[TopicPartition]) -> None:
+        self.assigned.update(PartitionId(tp.topic, tp.partition) for tp in partitions)
+
+    def incremental_unassign(self, partitions: list[TopicPartition]) -> None:
+        self.assigned.difference_update(PartitionId(tp.topic, tp.partition) for tp in partitions)
+
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        answered = []
+        for tp in partitions:
+            offset, metadata = self.committed_offsets.get(PartitionId(tp.topic, tp.partition), (-1001, ""))
+            answered.append(TopicPartition(tp.topic, tp.partition, offset, metadata=metadata))
+        return answered
+
+    def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> None:
+        self.commits.append({PartitionId(tp.topic, tp.partition): (tp.offset, tp.metadata or "") for tp in offsets})
+
+    def pause(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            partition = PartitionId(tp.topic, tp.partition)
+            assert partition in self.assigned, f"pausing {partition}, which is not assigned"
+            self.paused.add(partition)
+
+    def resume(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            partition = PartitionId(tp.topic, tp.partition)
+            assert partition in self.assigned, f"resuming {partition}, which is not assigned"
+            self.paused.discard(partition)
+
+
+class FakeThreadedConsumer:
+    def __init__(self) -> None:
+        self.raw = FakeRawConsumer()
+        self.waiting: list[Any] = []  # what the next take() answers
+
+    async def call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        return method(*args, **kwargs)
+
+    async def take(self, max_messages: int, timeout_s: float) -> list[Any]:
+        taken, self.waiting = self.waiting, []
+        return taken

@@ -1,0 +1,170 @@
+"""The endpoint consumer: what it owns, what it pauses, what it commits, against a stand-in client."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+from confluent_kafka import KafkaError
+
+from pipeline.config import Settings
+from pipeline.dispatcher.consumer import EndpointConsumer
+from pipeline.dispatcher.outbox import Outbox
+from pipeline.dispatcher.partition import LanePolicy
+from pipeline.dispatcher.progress import CommitMetadata, EndpointState, Progress, RetryProgress
+from pipeline.dispatcher.records import PartitionId
+from pipeline.errors import ServiceError
+from pipeline.topics import TopicNames
+from tests.dispatcher.fakes import FakeMessage, FakeThreadedConsumer
+from tests.polling import until
+
+
+class StubDeliverer:
+    """What the consumer asks of the deliverer; deliveries wait until released."""
+
+    def __init__(self) -> None:
+        self.table = SimpleNamespace(rows={}, get=lambda _: None, on_change=lambda _: None)
+        self.progress = RetryProgress()
+        self.release = asyncio.Event()
+        self.delivered: list[int] = []
+        self.learned: dict[str, EndpointState] = {}
+        self.forgotten: list[str] = []
+
+    async def deliver(self, records: list) -> None:  # type: ignore[type-arg]
+        await self.release.wait()
+        self.delivered.extend(record.offset for record in records)
+
+    def lane_policy(self, subscription_id: str) -> LanePolicy:
+        return LanePolicy()
+
+    def endpoint_state(self, subscription_id: str) -> EndpointState:
+        return self.learned.get(subscription_id, EndpointState())
+
+    def learn_endpoint_state(self, subscription_id: str, state: EndpointState) -> None:
+        self.learned[subscription_id] = state
+
+    def forget_endpoint(self, subscription_id: str) -> None:
+        self.forgotten.append(subscription_id)
+
+
+class StubDirectory:
+    def __init__(self, names: TopicNames):
+        self.names = names
+
+    def shard(self, subscription_id: str) -> int:
+        return 0
+
+    async def partitions_of(self, subscription_ids: list[str]) -> list[PartitionId]:
+        return [PartitionId(self.names.endpoint(s), 0) for s in subscription_ids]
+
+
+def consumer_for(settings: Settings, outbox: Outbox | None = None) -> tuple[EndpointConsumer, FakeThreadedConsumer, StubDeliverer]:
+    client, deliverer = FakeThreadedConsumer(), StubDeliverer()
+    consumer = EndpointConsumer(settings, deliverer, outbox or Outbox(settings), client=client)  # type: ignore[arg-type]
+    consumer.directory = StubDirectory(consumer.names)  # type: ignore[assignment]
+    return consumer, client, deliverer
+
+
+def messages(topic: str, offsets: range, key: bytes = b"k") -> list[FakeMessage]:
+    return [FakeMessage(topic, 0, offset, key) for offset in offsets]
+
+
+async def test_a_partition_let_go_of_mid_iteration_is_neither_delivered_nor_resumed(settings: Settings) -> None:
+    """aiokafka crashed here (an AssertionError in resume()) when a rebalance took a paused partition
+    away between a fetch and the next round: the stand-in asserts the same way."""
+    consumer, client, deliverer = consumer_for(settings.model_copy(update={"max_in_flight_per_partition": 2}))
+    topic = consumer.names.endpoint("sub_a")
+    await consumer._gain(["sub_a"])
+    client.waiting = messages(topic, range(0, 3), key=b"")  # distinct lanes: a key each, by offset
+    for message, key in zip(client.waiting, (b"a", b"b", b"c")):
+        message.key_ = key
+    consumer._submit(await client.take(100, 0))
+    await consumer._apply_backpressure()
+    assert PartitionId(topic, 0) in client.raw.paused  # two lanes delivering: full
+    fetched_before_release = messages(topic, range(3, 6))
+    await consumer.release([PartitionId(topic, 0)], grace_s=0.01)
+    consumer._submit(fetched_before_release)  # arrived from the fetch made before the release
+    await consumer._apply_backpressure()  # the stand-in raises if it resumes what is not assigned
+    assert client.raw.assigned == set() and consumer._work == {}
+    deliverer.release.set()
+    await asyncio.sleep(0.01)
+    assert deliverer.delivered == []  # cancelled at the release, redelivered by the next owner
+
+
+async def test_a_gained_partition_carries_on_where_its_previous_owner_committed(settings: Settings) -> None:
+    consumer, client, deliverer = consumer_for(settings)
+    topic = consumer.names.endpoint("sub_a")
+    state = EndpointState(streak_began=1_800_000_000.0, streak_failures=7, held_until=1_800_000_100.0)
+    client.raw.committed_offsets[PartitionId(topic, 0)] = (42, CommitMetadata(Progress(3, 1_800_000_050.0), state).encode())
+    await consumer._gain(["sub_a"])
+    assert deliverer.learned["sub_a"] == state
+    assert deliverer.progress.of(SimpleNamespace(topic=topic, partition=0, offset=42)) == Progress(3, 1_800_000_050.0)
+    assert consumer._work[PartitionId(topic, 0)].committable() == 42  # committed again later, before it expires
+
+
+async def test_a_busy_key_does_not_pause_the_other_keys_of_its_partition(settings: Settings) -> None:
+    consumer, client, deliverer = consumer_for(settings.model_copy(update={"max_in_flight_per_partition": 4}))
+    topic = consumer.names.endpoint("sub_a")
+    await consumer._gain(["sub_a"])
+    consumer._submit(messages(topic, range(0, 100), key=b"failing"))  # one key, a hundred deep
+    await consumer._apply_backpressure()
+    assert client.raw.paused == set()
+    work = consumer._work[PartitionId(topic, 0)]
+    assert work.in_flight == 1 and work.uncommitted == 100
+    deliverer.release.set()
+    await until(lambda: work.unfinished == 0)
+
+
+async def test_a_partition_pauses_when_too_much_finished_waits_behind_a_retried_task(settings: Settings) -> None:
+    consumer, client, deliverer = consumer_for(settings.model_copy(update={"max_uncommitted_per_partition": 10}))
+    topic = consumer.names.endpoint("sub_a")
+    await consumer._gain(["sub_a"])
+    work = consumer._work[PartitionId(topic, 0)]
+    blocked = asyncio.Event()
+
+    async def deliver(records: list) -> None:  # type: ignore[type-arg]
+        if records[0].offset == 0:
+            await blocked.wait()  # being retried
+
+    work._handle = deliver
+    consumer._submit([FakeMessage(topic, 0, offset, f"k{offset}".encode()) for offset in range(10)])
+    await until(lambda: work.in_flight == 1)
+    await consumer._apply_backpressure()
+    assert PartitionId(topic, 0) in client.raw.paused  # one in flight, but ten uncommitted
+    blocked.set()
+    await until(lambda: work.in_flight == 0)
+    work.committable()
+    await consumer._apply_backpressure()
+    assert client.raw.paused == set()
+
+
+async def test_the_consumer_commits_nothing_once_a_flush_failed(settings: Settings) -> None:
+    outbox = Outbox(settings)
+    consumer, client, deliverer = consumer_for(settings, outbox)
+    topic = consumer.names.endpoint("sub_a")
+    await consumer._gain(["sub_a"])
+    deliverer.release.set()
+    consumer._submit(messages(topic, range(0, 1)))
+    await until(lambda: deliverer.delivered == [0])
+    outbox._writer._on_delivery(KafkaError(KafkaError._MSG_TIMED_OUT), SimpleNamespace(topic=lambda: "dead-letters"))
+    with pytest.raises(ServiceError):
+        await consumer._commit_busy()
+    await consumer.release([PartitionId(topic, 0)], grace_s=1.0)  # the shutdown path after the failure
+    assert client.raw.commits == []
+    assert consumer._work == {}
+
+
+async def test_finished_offsets_are_committed_with_the_endpoint_state(settings: Settings) -> None:
+    consumer, client, deliverer = consumer_for(settings)
+    topic = consumer.names.endpoint("sub_a")
+    await consumer._gain(["sub_a"])
+    deliverer.release.set()
+    deliverer.learned["sub_a"] = EndpointState(held_until=4_000_000_000.0)
+    consumer._submit(messages(topic, range(0, 5)))
+    await until(lambda: len(deliverer.delivered) == 5)
+    await consumer._commit_busy()
+    offset, metadata = client.raw.commits[-1][PartitionId(topic, 0)]
+    assert offset == 5 and CommitMetadata.parse(metadata).endpoint.held_until == 4_000_000_000.0
+    await consumer._commit_busy()
+    assert len(client.raw.commits) == 1  # nothing new: nothing committed again

@@ -1,0 +1,56 @@
+"""Which endpoints a dispatcher fetches: shards by subscription id, parking of quiet partitions,
+and the subscriptions table telling who changed."""
+
+from __future__ import annotations
+
+from pipeline.dispatcher.parking import Parking
+from pipeline.dispatcher.records import PartitionId
+from pipeline.dispatcher.shards import shard_of
+from pipeline.subscriptions.model import Subscription
+
+A, B = PartitionId("endpoint.a", 0), PartitionId("endpoint.b", 0)
+
+
+def test_shards_are_stable_and_spread() -> None:
+    ids = [f"sub_{n:04d}" for n in range(1000)]
+    shards = [shard_of(s, 16) for s in ids]
+    assert shards == [shard_of(s, 16) for s in ids]  # the same in every process, unlike hash()
+    assert shard_of("sub_0001", 16) == 1544186661 % 16  # crc32: fixed forever, or endpoints would move
+    assert set(shards) == set(range(16)) and max(shards.count(k) for k in range(16)) < 1000 / 16 * 1.5
+
+
+def test_a_quiet_partition_is_parked_and_woken_when_its_end_moves() -> None:
+    parking = Parking(idle_s=5.0)
+    parking.started(A, next_offset=10, now=0.0)
+    parking.started(B, next_offset=0, now=0.0)
+    parking.fetched(B, offset=3, now=4.0)
+    assert parking.idle(4.9, busy=lambda _: False) == []  # nobody quiet for 5 s yet
+    assert parking.idle(5.0, busy=lambda _: False) == [A]
+    parking.park([A])
+    assert parking.idle(9.0, busy=lambda p: p == B) == []  # B is quiet but still delivering
+    assert parking.grown({A: 10}, now=9.5) == []  # nothing past what was fetched
+    assert parking.grown({A: 11}, now=10.0) == [A] and A not in parking.parked
+    assert parking.idle(14.9, busy=lambda _: False) == [B]  # A was woken at 10
+
+
+def test_a_message_from_a_parked_partition_unparks_it() -> None:
+    parking = Parking(idle_s=1.0)
+    parking.started(A, next_offset=0, now=0.0)
+    parking.park(parking.idle(2.0, busy=lambda _: False))
+    assert parking.parked == {A}
+    parking.fetched(A, offset=0, now=2.1)
+    assert parking.parked == set()
+    parking.forget([A])
+    assert parking.idle(100.0, busy=lambda _: False) == []
+
+
+def test_the_table_names_what_changed_to_its_listeners(settings) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.subscriptions.table import SubscriptionTable
+
+    table = SubscriptionTable(settings)
+    seen: list[set[str]] = []
+    table.on_change(seen.append)
+    subscription = Subscription(name="s", url="https://example.com/hook", event_types=["*"])
+    table.put_local(subscription)
+    table.remove_local(subscription.id)
+    assert seen == [{subscription.id}, {subscription.id}]
