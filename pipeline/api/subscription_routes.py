@@ -13,6 +13,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
 from pipeline.api.auth import Caller
+from pipeline.api.pages import SubscriptionPages
 from pipeline.errors import InvalidInput
 from pipeline.producer.tasks import TaskPublisher, webhook_test_task
 from pipeline.replay.moments import parse_moment
@@ -33,13 +34,18 @@ def subscription_router(table: SubscriptionTable, commands: SubscriptionCommands
             raise UnknownSubscription(subscription_id)  # not "forbidden": existence is not disclosed
         return subscription
 
+    pages = SubscriptionPages()
+
     @router.get("")
     async def list_subscriptions(who: Caller = Depends(caller), tenant: str | None = None,
-                                 active: bool | None = None, event_type: str | None = Query(None)) -> dict:
-        found = [s for s in table.all() if who.sees(s) and (tenant is None or s.tenant == tenant)
-                 and (active is None or s.active == active)
-                 and (event_type is None or any(type_matches(p, event_type) for p in s.event_types))]
-        return {"data": [s.public_view() for s in sorted(found, key=lambda s: s.created_at)]}
+                                 active: bool | None = None, event_type: str | None = Query(None),
+                                 limit: int = 100, cursor: str | None = None) -> dict:
+        """In creation order, `limit` at a time (up to 1000); `next_cursor` asks for the next page."""
+        def keep(s: Subscription) -> bool:
+            return (who.sees(s) and (tenant is None or s.tenant == tenant) and (active is None or s.active == active)
+                    and (event_type is None or any(type_matches(p, event_type) for p in s.event_types)))
+
+        return pages.page(table.version, table.all, limit=limit, cursor=cursor, keep=keep).view()
 
     @router.post("", status_code=201)
     async def create(fields: dict[str, Any] = Body(...), who: Caller = Depends(caller)) -> dict:

@@ -46,6 +46,7 @@ REVOKE_GRACE_S = 2.0
 POLL_S = 0.05  # how long a call such as pause or commit may wait behind an idle poll
 MAX_BATCH = 2000
 COMMITTED_TRIES = 5
+LOOK_AGAIN_S = 0.2
 
 
 class EndpointConsumer:
@@ -78,6 +79,7 @@ class EndpointConsumer:
         self._shards: set[int] = set()
         self._owned: dict[str, int] = {}  # subscription id: partitions of it assigned here
         self._changes: asyncio.Queue[set[str]] = asyncio.Queue()
+        self._missing: dict[str, int] = {}  # subscription id: how often its topic was not found
         self._assignment_lock = asyncio.Lock()
         self.directory: EndpointDirectory | None = None
 
@@ -185,7 +187,11 @@ class EndpointConsumer:
             return
         assert self.directory is not None
         async with self._assignment_lock:
-            partitions = [p for p in await self.directory.partitions_of(subscription_ids) if p not in self._work]
+            found = await self.directory.partitions_of(subscription_ids)
+            self._look_again_later(set(subscription_ids) - {self.names.subscription_of(p.topic) for p in found})
+            for partition in found:
+                self._missing.pop(self.names.subscription_of(partition.topic), None)
+            partitions = [p for p in found if p not in self._work]
             if not partitions:
                 return
             committed = await self._read_committed(partitions)
@@ -202,6 +208,17 @@ class EndpointConsumer:
                      for p, (offset, _) in committed.items()]
             await self._consumer.call(self._consumer.raw.incremental_assign, start)
         log.info("dispatching %d more endpoint partitions (%d in all)", len(partitions), len(self._work))
+
+    def _look_again_later(self, subscription_ids: set[str]) -> None:
+        """A topic the broker's metadata does not show yet (it trails topic creation by a moment);
+        one still missing after many looks is looked for less often."""
+        for subscription_id in subscription_ids:
+            tries = self._missing[subscription_id] = self._missing.get(subscription_id, 0) + 1
+            if tries == 50:
+                log.warning("the endpoint topic of subscription %s is missing; looking for it every %.0f s",
+                            subscription_id, LOOK_AGAIN_S * 50)
+            delay = LOOK_AGAIN_S if tries < 50 else LOOK_AGAIN_S * 50
+            asyncio.get_running_loop().call_later(delay, self._changes.put_nowait, {subscription_id})
 
     async def _read_committed(self, partitions: list[PartitionId]) -> dict[PartitionId, tuple[int, str]]:
         """Where the previous owners left these partitions: the offset, and the retry progress and

@@ -1,14 +1,15 @@
 """Writes subscription changes to the compacted subscriptions topic.
 
 The endpoint topic is created before the subscription is written, so the router never
-routes to a topic that does not exist yet.
+routes to a topic that does not exist yet; topics asked for together are created in one request.
 """
 
 from __future__ import annotations
 
 from pipeline.config import Settings
-from pipeline.kafka.admin import admin_client, endpoint_topic, ensure_topics
+from pipeline.kafka.admin import admin_client, endpoint_topic
 from pipeline.kafka.clients import flush_or_raise, reliable_producer
+from pipeline.kafka.topic_creator import TopicCreator
 from pipeline.subscriptions.avro import to_avro
 from pipeline.subscriptions.model import Subscription
 from pipeline.subscriptions.secretbox import load_box
@@ -20,11 +21,11 @@ class SubscriptionWriter:
         self.settings = settings
         self.topic = TopicNames.from_settings(settings).subscriptions
         self._producer = reliable_producer(settings, **{"linger.ms": 0})
-        self._admin = admin_client(settings.kafka_bootstrap_servers)
+        self._topics = TopicCreator(admin_client(settings.kafka_bootstrap_servers))
         self._box = load_box(settings)
 
     def put(self, subscription: Subscription) -> None:
-        ensure_topics(self._admin, [endpoint_topic(self.settings, subscription.id)])
+        self._topics.ensure(endpoint_topic(self.settings, subscription.id))
         self._producer.produce(self.topic, key=subscription.id.encode(), value=to_avro(subscription, self._box))
         flush_or_raise(self._producer)
 

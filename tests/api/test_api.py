@@ -159,3 +159,15 @@ def test_stats_say_when_the_results_service_is_down(client: TestClient) -> None:
     response = client.get("/v1/stats", headers=ADMIN)
     assert response.status_code == 503
     assert "results service" in response.json()["detail"]
+
+
+@pytest.mark.integration
+def test_a_long_list_comes_in_pages(client: TestClient) -> None:
+    created = [client.post("/v1/subscriptions", json={"name": f"s{n}", **HOOK}, headers=ADMIN).json()["id"]
+               for n in range(5)]
+    first = client.get("/v1/subscriptions", params={"limit": 2}, headers=ADMIN).json()
+    assert [s["id"] for s in first["data"]] == created[:2] and first["has_more"]
+    rest = client.get("/v1/subscriptions", params={"limit": 10, "cursor": first["next_cursor"]}, headers=ADMIN).json()
+    assert [s["id"] for s in rest["data"]] == created[2:] and not rest["has_more"] and rest["next_cursor"] is None
+    refused = client.get("/v1/subscriptions", params={"cursor": "nonsense"}, headers=ADMIN)
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "cursor"

@@ -42,7 +42,7 @@
     const since = "-" + state.range;
     const scope = { from: since, subscription_id: state.subscription };
     const [subscriptions, traffic, summary, last, errors, routing] = await Promise.all([
-      api("/v1/subscriptions"),
+      api("/v1/subscriptions?limit=1000"),
       api("/v1/stats/traffic", { ...scope, by: "subscription_id" }),
       api("/v1/stats/summary", { ...scope, by: "subscription_id" }),
       api("/v1/attempts", { subscription_id: state.subscription, limit: 10 }),
