@@ -100,8 +100,9 @@ class EventRouter:
         self.output = output
         self.table = table
         self.names = names
-        self._matcher_cache = Matcher([])
-        self._matcher_version = -1
+        self._matcher_cache = Matcher()
+        self._changed: set[str] = set()  # subscriptions changed since the matcher last looked
+        table.on_change(self._changed.update)
 
     def route(self, message: faust.EventT) -> None:
         raw_key, raw_value = message.message.key, message.message.value
@@ -136,7 +137,12 @@ class EventRouter:
         self.output.write(self.names.dead_letters, key, value or b"", headers)
 
     def _matcher(self) -> Matcher:
-        if self._matcher_version != self.table.version:
-            self._matcher_cache = Matcher(self.table.all())
-            self._matcher_version = self.table.version
+        if self._changed:
+            for subscription_id in self._changed:
+                subscription = self.table.get(subscription_id)
+                if subscription is None:
+                    self._matcher_cache.remove(subscription_id)
+                else:
+                    self._matcher_cache.put(subscription)
+            self._changed.clear()
         return self._matcher_cache

@@ -27,12 +27,26 @@ class Decision:
 
 
 class Matcher:
-    """Decides for events against one version of the subscriptions: indexed by type, filters compiled once."""
+    """Decides for events against the subscriptions: indexed by type, filters compiled once, both
+    kept up to date one subscription at a time."""
 
-    def __init__(self, subscriptions: Iterable[Subscription]):
-        subscriptions = list(subscriptions)
-        self.index = TypeIndex(subscriptions)
-        self._filters = {s.id: _compile(s.filter) for s in subscriptions if s.filter is not None}
+    def __init__(self, subscriptions: Iterable[Subscription] = ()):
+        self.index = TypeIndex()
+        self._filters: dict[str, Any] = {}
+        for subscription in subscriptions:
+            self.put(subscription)
+
+    def put(self, subscription: Subscription) -> None:
+        """Adds a subscription, or replaces the earlier version of it."""
+        self.index.add(subscription)
+        if subscription.filter is None:
+            self._filters.pop(subscription.id, None)
+        else:
+            self._filters[subscription.id] = _compile(subscription.filter)
+
+    def remove(self, subscription_id: str) -> None:
+        self.index.remove(subscription_id)
+        self._filters.pop(subscription_id, None)
 
     def decide(self, event: Event) -> Decision:
         matched: list[Subscription] = []

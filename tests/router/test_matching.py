@@ -65,3 +65,26 @@ def test_a_disabled_subscription_is_still_routed_to_and_a_paused_one_is_not() ->
     assert decide([disabled], event).matched == [disabled]  # its topic keeps the backlog
     resumed_then_paused = disabled.patched({"active": False})
     assert decide([resumed_then_paused], event).reason == "paused"
+
+
+def test_the_index_follows_changes_one_subscription_at_a_time() -> None:
+    from pipeline.router.matching import Matcher
+
+    event = Event(type="user.created")
+    first = subscription(event_types=["user.created"])
+    matcher = Matcher([first])
+    assert [s.id for s in matcher.decide(event).matched] == [first.id]
+    moved = first.model_copy(update={"event_types": ["order.*"]})
+    matcher.put(moved)  # the same subscription, now wanting other types
+    assert matcher.decide(event).reason == "no_match"
+    assert [s.id for s in matcher.decide(Event(type="order.paid")).matched] == [first.id]
+    filtered = subscription(event_types=["user.*"], filter={"data.plan": "pro"})
+    matcher.put(filtered)
+    assert matcher.decide(event).reason == "filtered"
+    matcher.put(filtered.model_copy(update={"filter": None}))  # the filter taken away
+    assert [s.id for s in matcher.decide(event).matched] == [filtered.id]
+    matcher.remove(filtered.id)
+    matcher.remove(first.id)
+    matcher.remove("never-there")
+    assert matcher.decide(event).reason == "no_match" and len(matcher.index) == 0
+    assert matcher.index._exact == {} and matcher.index._prefixes == {}  # no empty buckets left behind
