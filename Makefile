@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser run test bench kafka-start kafka-stop clean
+.PHONY: help install browser run test bench bench-scale kafka-start kafka-stop clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ browser:
 
 bench: install ## End-to-end deliveries/s and latency beside the raw HTTP client rate
 	$(PY) -m bench.pipeline
+
+bench-scale: install ## Ten thousand endpoints: creation rate, first-event latency, what the others notice
+	$(PY) -m bench.scale
 
 kafka-start: install ## Start only the local Kafka broker (idempotent)
 	$(VENV)/bin/pipeline kafka start

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient
 
 from pipeline.dispatcher.records import PartitionId
@@ -46,16 +46,19 @@ class EndpointDirectory:
         self._shard.pop(subscription_id, None)
 
     async def _look_up(self, subscription_ids: list[str]) -> None:
-        if not subscription_ids:
-            return
-        # Many at once (a dispatcher starting): one listing of every topic beats a request per topic.
-        topic = self.names.endpoint(subscription_ids[0]) if len(subscription_ids) == 1 else None
-        try:
-            metadata = await asyncio.to_thread(self.admin.list_topics, topic=topic, timeout=METADATA_TIMEOUT_S)
-        except KafkaException as exc:
-            log.warning("could not look up %d endpoint topics, trying again later: %s", len(subscription_ids), exc)
-            return
-        for subscription_id in subscription_ids:
-            found = metadata.topics.get(self.names.endpoint(subscription_id))
-            if found is not None and found.error is None and found.partitions:
-                self._partitions[subscription_id] = len(found.partitions)
+        """One request for the topics of all these subscriptions, not a listing of every topic."""
+        if subscription_ids:
+            found = await asyncio.to_thread(self._partition_counts, [self.names.endpoint(s) for s in subscription_ids])
+            for subscription_id in subscription_ids:
+                if (count := found.get(self.names.endpoint(subscription_id))):
+                    self._partitions[subscription_id] = count
+
+    def _partition_counts(self, topics: list[str]) -> dict[str, int]:
+        futures = self.admin.describe_topics(TopicCollection(topics), request_timeout=METADATA_TIMEOUT_S)
+        counts = {}
+        for topic, future in futures.items():
+            try:
+                counts[topic] = len(future.result().partitions)
+            except KafkaException as exc:  # not there (yet): looked for again later
+                log.debug("endpoint topic %s: %s", topic, exc)
+        return counts

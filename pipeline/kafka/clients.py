@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import Future
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from pipeline.config import Settings
 
@@ -39,3 +41,39 @@ def flush_or_raise(producer: Producer, timeout_s: float = 30.0) -> None:
     remaining = producer.flush(timeout_s)
     if remaining:
         raise ServiceError(f"{remaining} messages were not acknowledged by Kafka within {timeout_s:.0f} s")
+
+
+class AcknowledgedSender:
+    """Sends one record at a time and returns once Kafka acknowledged that record, from any number
+    of threads at once (an API's request handlers): each waits for its own record only, where a
+    flush per request would wait for everyone's."""
+
+    def __init__(self, settings: Settings, timeout_s: float = 30.0, **overrides: Any):
+        self._producer = reliable_producer(settings, **{"linger.ms": 0, **overrides})
+        self._timeout_s = timeout_s
+        self._poller = threading.Thread(target=self._serve_acknowledgements, name="acknowledgements", daemon=True)
+        self._poller.start()
+
+    def send(self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | None = None) -> None:
+        from pipeline.errors import ServiceError
+
+        acknowledged: Future[None] = Future()
+        self._producer.produce(topic, key=key, value=value, headers=headers,
+                               on_delivery=lambda error, _: _settle(acknowledged, error))
+        try:
+            acknowledged.result(self._timeout_s)
+        except TimeoutError as exc:
+            raise ServiceError(f"a record for {topic} was not acknowledged by Kafka within {self._timeout_s:.0f} s") from exc
+        except KafkaException as exc:
+            raise ServiceError(f"a record for {topic} was not written: {exc}") from exc
+
+    def _serve_acknowledgements(self) -> None:
+        while True:
+            self._producer.poll(0.1)
+
+
+def _settle(acknowledged: Future[None], error: KafkaError | None) -> None:
+    if error is None:
+        acknowledged.set_result(None)
+    else:
+        acknowledged.set_exception(KafkaException(error))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pipeline.config import Settings
 from pipeline.kafka.admin import admin_client, endpoint_topic
-from pipeline.kafka.clients import flush_or_raise, reliable_producer
+from pipeline.kafka.clients import AcknowledgedSender
 from pipeline.kafka.topic_creator import TopicCreator
 from pipeline.subscriptions.avro import to_avro
 from pipeline.subscriptions.model import Subscription
@@ -20,16 +20,14 @@ class SubscriptionWriter:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.topic = TopicNames.from_settings(settings).subscriptions
-        self._producer = reliable_producer(settings, **{"linger.ms": 0})
+        self._sender = AcknowledgedSender(settings)
         self._topics = TopicCreator(admin_client(settings.kafka_bootstrap_servers))
         self._box = load_box(settings)
 
     def put(self, subscription: Subscription) -> None:
         self._topics.ensure(endpoint_topic(self.settings, subscription.id))
-        self._producer.produce(self.topic, key=subscription.id.encode(), value=to_avro(subscription, self._box))
-        flush_or_raise(self._producer)
+        self._sender.send(self.topic, subscription.id.encode(), to_avro(subscription, self._box))
 
     def delete(self, subscription_id: str) -> None:
         """A tombstone: compaction removes the subscription for good."""
-        self._producer.produce(self.topic, key=subscription_id.encode(), value=None)
-        flush_or_raise(self._producer)
+        self._sender.send(self.topic, subscription_id.encode(), None)

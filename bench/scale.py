@@ -1,0 +1,331 @@
+"""`make bench-scale`: ten thousand endpoints on one machine, and what adding them costs the others.
+
+The whole stack runs here (broker, router, dispatcher, results service, admin API, a receiver
+process). One steady endpoint gets 100 events a second throughout. Endpoints are created through
+the admin API in waves up to BENCH_SCALE_ENDPOINTS (each with its own event type and URL path),
+and each new endpoint is sent one event as soon as it exists. For each wave the table shows the
+creation rate, the first-event latency of the new endpoints, and the steady endpoint's latency
+and longest gap between deliveries while the wave was created. Then the resident memory of every
+process, and a second dispatcher: once the shards are shared, one of the two is killed with
+SIGKILL while a sample of endpoints gets an event a second each, and the table shows how long
+the endpoints of the killed one waited, and whether the others noticed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import tempfile
+import threading
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from bench import stack
+from bench.http_baseline import receiver_process
+from pipeline.config import PROJECT_ROOT, Settings
+from pipeline.devstack.kafka_broker import KafkaBroker
+from pipeline.kafka.admin import delete_topics_with_prefix, ensure_core_topics
+from pipeline.producer import EventPublisher
+
+console = Console()
+ENDPOINTS = int(os.environ.get("BENCH_SCALE_ENDPOINTS", "10000"))
+WAVES = sorted({n for n in (100, 1000, 5000, ENDPOINTS - 1000, ENDPOINTS) if 0 < n <= ENDPOINTS})
+STEADY_RATE = 100.0
+CREATE_CONCURRENCY = 32
+SAMPLE, SAMPLE_SECONDS, KILL_AFTER_S = 300, 30, 8
+TOKEN = "bench_admin"
+PROFILE = bool(os.environ.get("BENCH_PROFILE"))  # py-spy on every stage during the last wave
+
+
+def scale_settings(data_dir: Path) -> Settings:
+    return Settings().model_copy(update={
+        "topic_prefix": f"scale{uuid.uuid4().hex[:6]}.", "data_dir": data_dir,
+        "clickhouse_dsn": f"chdb://{data_dir / 'clickhouse'}", "results_port": _free_port(), "api_port": _free_port()})
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Receipts:
+    """What the receiver got, fetched once per look: by path, (received_at, event time, body data)."""
+
+    def __init__(self, receiver_url: str):
+        self.receiver_url = receiver_url
+
+    def count(self) -> int:
+        return httpx.get(f"{self.receiver_url}/_count", timeout=30).json()["count"]
+
+    def by_path(self) -> dict[str, list[tuple[float, float, dict]]]:
+        found: dict[str, list[tuple[float, float, dict]]] = defaultdict(list)
+        for delivery in httpx.get(f"{self.receiver_url}/_received", timeout=120).json():
+            body = json.loads(delivery["body"])
+            published = _epoch(body["time"])
+            found[delivery["path"]].append((delivery["received_at"], published, body["data"]))
+        return found
+
+
+def _epoch(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).timestamp()
+
+
+class Ticker(threading.Thread):
+    """Publishes `per_tick` events every `interval_s` until stopped, each with its sequence number."""
+
+    def __init__(self, publisher: EventPublisher, targets: list[tuple[str, str]], interval_s: float):
+        super().__init__(daemon=True)
+        self.publisher, self.targets, self.interval_s = publisher, targets, interval_s
+        self.stopping = threading.Event()
+        self.sent = 0
+
+    def run(self) -> None:
+        start, tick = time.monotonic(), 0
+        while not self.stopping.is_set():
+            for event_type, key in self.targets:
+                self.publisher.publish_fields(type=event_type, ordering_key=key,
+                                              data=json.dumps({"seq": tick}).encode())
+            self.sent += 1
+            tick += 1
+            self.stopping.wait(max(0.0, start + tick * self.interval_s - time.monotonic()))
+
+
+async def create_endpoints(api_url: str, receiver_url: str, numbers: range, publisher: EventPublisher) -> dict:
+    """Creates an endpoint per number through the admin API, CREATE_CONCURRENCY at a time, and
+    sends each one event as soon as it exists. Returns the creation rate and the ids."""
+    slots = asyncio.Semaphore(CREATE_CONCURRENCY)
+    ids: dict[int, str] = {}
+    async with httpx.AsyncClient(base_url=api_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as client:
+        async def one(n: int) -> None:
+            async with slots:
+                answer = await client.post("/v1/subscriptions", json={
+                    "name": f"scale {n}", "url": f"{receiver_url}/e/{n}", "event_types": [f"scale.e{n}"]})
+                if answer.status_code != 201:
+                    raise RuntimeError(f"creating endpoint {n}: {answer.status_code} {answer.text}")
+                ids[n] = answer.json()["id"]
+                publisher.publish_fields(type=f"scale.e{n}", ordering_key="first", data=json.dumps({"n": n}).encode())
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one(n) for n in numbers))
+        seconds = time.perf_counter() - started
+    publisher.flush()
+    return {"rate": len(numbers) / seconds, "seconds": seconds, "ids": ids}
+
+
+def steady_window(deliveries: list[tuple[float, float, dict]], start: float, end: float) -> dict:
+    """The steady endpoint's latency and longest gap between deliveries received within [start, end]."""
+    arrivals = sorted(received for received, _, _ in deliveries)
+    inside = [(received, published) for received, published, _ in deliveries if start <= received <= end]
+    latencies = sorted((received - published) * 1000 for received, published in inside)
+    before = [t for t in arrivals if t < start][-1:]
+    times = before + sorted(received for received, _ in inside) + [end]
+    gap = max(b - a for a, b in zip(times, times[1:])) if len(times) > 1 else end - start
+    return {"p50": _pct(latencies, 0.5), "p99": _pct(latencies, 0.99), "max": latencies[-1] if latencies else None,
+            "gap_s": gap, "count": len(inside)}
+
+
+def _pct(values: list[float], fraction: float) -> float | None:
+    return values[min(len(values) - 1, int(len(values) * fraction))] if values else None
+
+
+def run_waves(settings: Settings, api_url: str, receiver_url: str, publisher: EventPublisher,
+              receipts: Receipts, pids: dict[str, int], stages: list, logs: Path) -> list[dict]:
+    waves, created = [], 0
+    for target in WAVES:
+        spies = stack.start_profiles(stages, logs) if PROFILE and target == WAVES[-1] else []
+        started, cpu_before = time.time(), {name: stack.cpu_seconds(pid) for name, pid in pids.items()}
+        made = asyncio.run(create_endpoints(api_url, receiver_url, range(created, target), publisher))
+        ended = time.time()
+        stack.stop_profiles(spies)
+        cpu = {name: (stack.cpu_seconds(pid) or 0) - (cpu_before[name] or 0) for name, pid in pids.items()}
+        waves.append({"target": target, "from": created, "start": started, "end": ended, "cpu": cpu, **made})
+        per_endpoint = ", ".join(f"{name} {seconds / (target - created) * 1000:.1f}" for name, seconds in cpu.items())
+        created = target
+        console.print(f"  {target:>6,} endpoints, created at {made['rate']:,.0f}/s; CPU ms per endpoint: {per_endpoint}")
+    received = _until_quiet(receipts, lambda found: _first_events(found) >= created)
+    if PROFILE:
+        for stage in stages:
+            console.print(f"[bold]{stage.name}[/bold] during the last wave (samples on the stack):")
+            for samples, frame in stack.hottest(logs / f"{stage.name}.profile"):
+                console.print(f"  {samples:>6} {frame}")
+    for wave in waves:
+        firsts = sorted((received[f"/e/{n}"][0][0] - received[f"/e/{n}"][0][1]) * 1000
+                        for n in range(wave["from"], wave["target"]) if received.get(f"/e/{n}"))
+        wave["first_p50"], wave["first_p99"] = _pct(firsts, 0.5), _pct(firsts, 0.99)
+        wave["first_missing"] = wave["target"] - wave["from"] - len(firsts)
+        wave["steady"] = steady_window(received["/steady"], wave["start"], wave["end"])
+    return waves
+
+
+def _until_quiet(receipts: Receipts, done, quiet_s: float = 15.0) -> dict:  # type: ignore[no-untyped-def]
+    """What arrived, once done(it) or nothing more arrived for quiet_s: a missing event is reported, not waited for."""
+    last_count, last_change = -1, time.monotonic()
+    while True:
+        received = receipts.by_path()
+        count = sum(len(deliveries) for deliveries in received.values())
+        if done(received) or time.monotonic() - last_change > quiet_s:
+            return received
+        if count != last_count:
+            last_count, last_change = count, time.monotonic()
+        time.sleep(2.0)
+
+
+def _first_events(received: dict) -> int:
+    return sum(1 for path in received if path.startswith("/e/"))
+
+
+def _wait(probe, timeout_s: float, what: str, interval_s: float = 0.5):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if value := probe():
+            return value
+        time.sleep(interval_s)
+    raise TimeoutError(f"{what} did not happen within {timeout_s:.0f} s")
+
+
+def kill_one_dispatcher(settings: Settings, env: dict, logs: Path, stages: list, waves: list[dict],
+                        publisher: EventPublisher, receipts: Receipts) -> dict:
+    """A second dispatcher joins; once shards are shared, it is killed while a sample of endpoints
+    gets an event a second each."""
+    second = stack.start("dispatcher-2", "pipeline.dispatcher", env, logs)
+    stages.append(second)
+    _wait(lambda: "shards gained" in second.log.read_text(errors="replace"), 120, "the second dispatcher to get shards")
+    _settle(logs / "dispatcher.log", second.log)
+    sample = random.Random(7).sample(range(ENDPOINTS), min(SAMPLE, ENDPOINTS))
+    ticker = Ticker(publisher, [(f"scale.e{n}", "tick") for n in sample], 1.0)
+    ticker.start()
+    time.sleep(KILL_AFTER_S)  # a steady stream before the kill, to compare with after it
+    killed_at = time.time()
+    second.process.send_signal(signal.SIGKILL)
+    time.sleep(SAMPLE_SECONDS - KILL_AFTER_S)
+    ticker.stopping.set()
+    ticker.join()
+    publisher.flush()
+    expected = ticker.sent
+    _wait(lambda: all(len([d for d in deliveries if "seq" in d[2]]) >= expected
+                      for path, deliveries in receipts.by_path().items() if path in {f"/e/{n}" for n in sample}),
+          120, "every sampled event delivered", 2.0)
+    return sampled_gaps(receipts.by_path(), sample, killed_at, time.time(), expected)
+
+
+def _settle(*logs: Path, quiet_s: float = 5.0) -> None:
+    """Until neither dispatcher has logged a change of ownership for quiet_s."""
+    def settled() -> bool:
+        newest = max(log.stat().st_mtime for log in logs)
+        return time.time() - newest >= quiet_s
+    _wait(settled, 180, "the dispatchers to settle their shards")
+
+
+def sampled_gaps(received: dict, sample: list[int], killed_at: float, end: float, expected: int) -> dict:
+    waited, others, lost, reordered = [], [], 0, 0
+    for n in sample:
+        ticks = [(r, d["seq"]) for r, _, d in received.get(f"/e/{n}", []) if "seq" in d]
+        seqs = [seq for _, seq in ticks]
+        lost += expected - len(set(seqs))
+        firsts = list(dict.fromkeys(seqs))
+        reordered += firsts != sorted(firsts)
+        times = [killed_at] + sorted(r for r, _ in ticks if killed_at <= r <= end)
+        gap = max(b - a for a, b in zip(times, times[1:])) if len(times) > 1 else end - killed_at
+        (waited if gap > 2.5 else others).append(gap)
+    return {"waited": len(waited), "waited_max": max(waited, default=0.0), "others": len(others),
+            "others_max": max(others, default=0.0), "lost": lost, "reordered": reordered,
+            "steady": steady_window(received["/steady"], killed_at, end)}
+
+
+def memory(stages: list, broker_pid: int | None) -> list[tuple[str, float | None]]:
+    found = [("broker", stack.resident_mb(broker_pid) if broker_pid else None)]
+    return found + [(stage.name, stack.resident_mb(stage.process.pid)) for stage in stages]
+
+
+def main() -> None:
+    broker = KafkaBroker(Settings())
+    broker.start()
+    with tempfile.TemporaryDirectory() as tmp, receiver_process() as receiver_url:
+        settings = scale_settings(Path(tmp))
+        logs = PROJECT_ROOT / ".data" / "bench-logs" / "scale"
+        shutil.rmtree(logs, ignore_errors=True)
+        try:
+            report(*run(settings, receiver_url, logs, broker._running_pid()))
+        finally:
+            console.print(f"the stages' logs are in {logs}")
+            delete_topics_with_prefix(settings.kafka_bootstrap_servers, settings.topic_prefix, timeout_s=120)
+
+
+def run(settings: Settings, receiver_url: str, logs: Path, broker_pid: int | None) -> tuple:
+    ensure_core_topics(settings)
+    env = stack.stage_environment(settings, PIPELINE_API_TOKENS=json.dumps({TOKEN: "*"}))
+    stages = [stack.start(name, f"pipeline.{name}", env, logs) for name in ("router", "dispatcher", "results", "api")]
+    api_url = f"http://127.0.0.1:{settings.api_port}"
+    receipts = Receipts(receiver_url)
+    try:
+        _wait(lambda: _answers(f"{api_url}/healthz"), 120, "the admin API")
+        httpx.post(f"{api_url}/v1/subscriptions", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30, json={
+            "name": "steady", "url": f"{receiver_url}/steady", "event_types": ["steady.tick"]}).raise_for_status()
+        with EventPublisher(settings) as publisher:
+            steady = Ticker(publisher, [("steady.tick", "steady")], 1 / STEADY_RATE)
+            steady.start()
+            _wait(lambda: receipts.count() > 0, 120, "the first steady delivery")
+            console.print(f"[bold]bench-scale[/bold]: creating {ENDPOINTS:,} endpoints in waves, 100 events/s to a steady one")
+            pids = {"broker": broker_pid, **{stage.name: stage.process.pid for stage in stages}} if broker_pid else \
+                {stage.name: stage.process.pid for stage in stages}
+            waves = run_waves(settings, api_url, receiver_url, publisher, receipts, pids, stages, logs)
+            rss = memory(stages, broker_pid)
+            kill = kill_one_dispatcher(settings, env, logs, stages, waves, publisher, receipts)
+            steady.stopping.set()
+        return waves, rss, kill, stack.crashed([s for s in stages if s.name != "dispatcher-2"])
+    finally:
+        stack.stop(stages)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def report(waves: list[dict], rss: list, kill: dict, crashes: list[str]) -> None:
+    table = Table("endpoints", "created at", "first event p50 / p99", "steady p50 / p99 / max", "steady longest gap",
+                  title="make bench-scale (one machine, one run): while each wave of endpoints is created")
+    for wave in waves:
+        steady = wave["steady"]
+        table.add_row(f"{wave['from']:,} → {wave['target']:,}", f"{wave['rate']:,.0f}/s",
+                      f"{_ms(wave['first_p50'])} / {_ms(wave['first_p99'])}"
+                      + (f" ({wave['first_missing']} missing)" if wave["first_missing"] else ""),
+                      f"{_ms(steady['p50'])} / {_ms(steady['p99'])} / {_ms(steady['max'])}", f"{steady['gap_s']:.2f} s")
+    console.print(table)
+    memory_table = Table("process", "resident MB", title=f"memory with {ENDPOINTS:,} endpoints")
+    for name, mb in rss:
+        memory_table.add_row(name, f"{mb:,.0f}" if mb is not None else "gone")
+    console.print(memory_table)
+    kill_table = Table("measure", "value", title="two dispatchers, one killed with SIGKILL (sampled endpoints, 1 event/s each)")
+    kill_table.add_row("endpoints that waited (the killed one's)", f"{kill['waited']} of {kill['waited'] + kill['others']}")
+    kill_table.add_row("their longest wait", f"{kill['waited_max']:.1f} s")
+    kill_table.add_row("the others' longest gap", f"{kill['others_max']:.2f} s")
+    kill_table.add_row("steady endpoint: longest gap, p99", f"{kill['steady']['gap_s']:.2f} s, {_ms(kill['steady']['p99'])}")
+    kill_table.add_row("events lost / endpoints out of order", f"{kill['lost']} / {kill['reordered']}")
+    console.print(kill_table)
+    console.print("no stage crashed" if not crashes else "[red]crashed:[/red]\n" + "\n".join(crashes))
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f} ms"
+
+
+if __name__ == "__main__":
+    main()
