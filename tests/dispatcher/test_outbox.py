@@ -70,3 +70,17 @@ async def test_the_consumer_commits_nothing_once_a_flush_failed(settings: Settin
     assert fake.commits == []
     assert consumer._work == {}
 
+
+
+@dataclass
+class Task:
+    value: bytes
+    key: bytes | None = b"k"
+    topic: str = "endpoint.sub"
+
+
+def test_a_task_too_large_for_a_delay_topics_headers_is_not_deferred(settings: Settings) -> None:
+    outbox = Outbox(settings)
+    assert outbox.defer(Task(b"small"), attempt=2, delay_s=1.0)
+    assert not outbox.defer(Task(b"x" * (settings.max_record_bytes - 100)), attempt=2, delay_s=1.0)
+    assert outbox.broken is None  # nothing was refused: the deliverer keeps that task in its lane
