@@ -111,6 +111,16 @@ async def test_an_undecodable_task_is_dead_lettered_once_without_a_results_row()
     assert reasons == ["undecodable task", "retry schedule spent after 3 attempts"]  # each record parked once
 
 
+async def test_a_task_holding_nan_is_dead_lettered_without_a_request() -> None:
+    transport = Transport(204)
+    work, outbox, subscription = deliverer(transport)
+    await work.deliver([task(subscription, 0, data=b'{"amount": NaN}')])
+    assert transport.sent == 0
+    assert [reason for _, reason in outbox.dead_letters] == ["request could not be built: data.amount: nan is not a "
+                                                             "JSON number: NaN, Infinity and numbers beyond a double's "
+                                                             "range cannot be sent as JSON"]
+
+
 async def test_an_unordered_task_that_cannot_go_to_a_delay_topic_is_retried_in_place() -> None:
     transport = Transport(500)
     work, outbox, subscription = deliverer(transport, ordering="none")
