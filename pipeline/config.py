@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     max_connections_per_host: int = 32
     retry_schedule_s: tuple[float, ...] = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0)
     max_request_bytes: int = Field(1024 * 1024, description="Larger request bodies are dead-lettered.")
+    max_record_bytes: int = Field(
+        1_000_000, description="The largest Kafka record a stage writes (librdkafka's message.max.bytes); "
+                               "the broker's message.max.bytes must be at least this.")
     max_retry_after_s: float = Field(3600, description="The longest Retry-After honoured.")
     auto_disable_after_s: float = Field(5 * 86_400, description="Only failures for this long disable an endpoint.")
     auto_disable_min_failures: int = Field(20, description="... and at least this many of them.")

@@ -6,10 +6,10 @@ the same way.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
+from pipeline import json_values
 from pipeline.models import Event, is_json
 
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
@@ -21,12 +21,14 @@ def event_document(event: Event) -> dict[str, Any]:
     """What filters and templates see: the envelope's fields, with JSON data parsed.
 
     Data is parsed for a JSON content type, as the envelope does; anything else (or JSON that
-    does not parse) is null.
+    does not parse) is null. Data holding NaN or Infinity, or nested too deeply, which the router
+    refuses, could only come from a task routed before it did: InvalidInput, so nothing renders
+    it into a body.
     """
     data = None
     if is_json(event.content_type):
         try:
-            data = json.loads(event.data)
+            data = json_values.loads(event.data, ("data",))
         except ValueError:
             data = None
     return {"id": event.id, "type": event.type, "source": event.source, "tenant": event.tenant,

@@ -12,10 +12,12 @@ import uuid
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from pipeline import json_values
 from pipeline.codec import codec, is_single_object
 from pipeline.errors import CodecError, InvalidEvent, InvalidInput
+from pipeline.kafka.position import Position
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,254}$"
 
@@ -59,6 +61,13 @@ class Event(BaseModel):
     data: bytes = b"{}"
     content_type: str = "application/json"
 
+    @field_validator("id", "source", "tenant", "ordering_key", "content_type")
+    @classmethod
+    def _text(cls, value: str | None) -> str | None:
+        if value is not None and not _is_text(value):
+            raise ValueError("holds a lone surrogate (\\ud800 to \\udfff), which is not text")
+        return value
+
     @property
     def partition_key(self) -> bytes:
         """Events with one ordering key stay in one partition, so they stay in order."""
@@ -72,34 +81,65 @@ class Event(BaseModel):
 
     @classmethod
     def from_json_envelope(cls, envelope: dict[str, Any]) -> Event:
-        """A JSON envelope carries data as a JSON value rather than bytes."""
+        """A JSON envelope carries data as a JSON value rather than bytes, checked first (as
+        decode_event and event_from_envelope do)."""
         fields = dict(envelope)
         if "data" in fields:
-            fields["data"] = json.dumps(fields["data"], separators=(",", ":")).encode()
+            fields["data"] = json_values.dumps(fields["data"])
         return cls(**fields)
 
 
-def decode_event(payload: bytes | None) -> Event:
-    """An event from the events topic: Avro single-object, or a JSON envelope."""
+def _is_text(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def decode_event(payload: bytes | None, position: Position | None = None) -> Event:
+    """An event from the events topic: Avro single-object, or a JSON envelope. A JSON envelope
+    without an id or a time takes them from where it sits in Kafka (see _from_checked_envelope)."""
     if not payload:
         raise InvalidEvent("value", "empty message")
-    try:
-        if is_single_object(payload):
+    if is_single_object(payload):
+        try:
             event = Event(**codec("event").decode(payload))
-            if is_json(event.content_type):
-                json.loads(event.data)
-            return event
-        envelope = json.loads(payload)
-    except ValidationError as exc:
-        raise invalid_input(exc, InvalidEvent) from exc
-    except (CodecError, ValueError) as exc:
+        except ValidationError as exc:
+            raise invalid_input(exc, InvalidEvent) from exc
+        except CodecError as exc:
+            raise InvalidEvent("value", f"not a valid Avro single-object event: {exc}") from exc
+        if is_json(event.content_type):
+            try:
+                json_values.loads(event.data, ("data",), InvalidEvent)
+            except ValueError as exc:
+                raise InvalidEvent("data", f"not valid JSON: {exc}") from exc
+        return event
+    try:
+        envelope = json_values.loads(payload, (), InvalidEvent)
+    except ValueError as exc:
         raise InvalidEvent("value", f"neither a valid Avro single-object event nor a JSON envelope: {exc}") from exc
     if not isinstance(envelope, dict):
         raise InvalidEvent("value", "a JSON envelope must be an object")
-    return event_from_envelope(envelope, InvalidEvent)
+    return _from_checked_envelope(envelope, InvalidEvent, position)
 
 
 def event_from_envelope(envelope: dict[str, Any], kind: type[InvalidInput] = InvalidInput) -> Event:
+    json_values.check(envelope, (), kind)
+    return _from_checked_envelope(envelope, kind, None)
+
+
+def _from_checked_envelope(envelope: dict[str, Any], kind: type[InvalidInput], position: Position | None) -> Event:
+    """Without an id or a time, an envelope read from Kafka takes an id derived from its position
+    and its Kafka timestamp as its time, so reading it again (a router routing it again after a
+    crash) gives the same event, and receivers can deduplicate by its id."""
+    if position is not None:
+        defaults: dict[str, Any] = {}
+        if "id" not in envelope:
+            defaults["id"] = position.derived_id("evt")
+        if "time" not in envelope and position.time is not None:
+            defaults["time"] = position.time
+        envelope = defaults | envelope if defaults else envelope
     try:
         return Event.from_json_envelope(envelope)
     except ValidationError as exc:

@@ -1,10 +1,11 @@
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from cryptography.fernet import Fernet
 
 from pipeline.errors import InvalidEvent, InvalidInput
+from pipeline.kafka.position import Position
 from pipeline.models import DeliveryTask, Event, decode_event, new_secret, utcnow, validated
 from pipeline.subscriptions.avro import from_avro, to_avro
 from pipeline.subscriptions.model import PreviousSecret, Subscription
@@ -103,3 +104,66 @@ def test_an_expired_previous_secret_does_not_sign_and_is_dropped_at_the_next_rot
     assert subscription.signing_secrets() == [subscription.secret]
     rotated = subscription.rotated(timedelta(hours=24))
     assert [old.secret for old in rotated.previous_secrets] == [subscription.secret]
+
+
+@pytest.mark.parametrize("payload, field", [
+    (b'{"type": "t", "data": {"amount": NaN}}', "data.amount"),
+    (b'{"type": "t", "data": {"items": [1, {"price": -Infinity}]}}', "data.items.1.price"),
+    (b'{"type": "t", "data": {"huge": 1e999}}', "data.huge"),
+    (b'{"type": "t", "data": Infinity}', "data"),
+    (b'{"type": "t", "time": NaN}', "time"),
+])
+def test_nan_and_infinity_are_refused_naming_the_field(payload: bytes, field: str) -> None:
+    with pytest.raises(InvalidEvent) as caught:
+        decode_event(payload)
+    assert caught.value.field == field
+    assert "not a JSON number" in caught.value.problem
+
+
+def test_an_avro_event_with_nan_in_its_json_data_is_refused_naming_the_field() -> None:
+    with pytest.raises(InvalidEvent) as caught:
+        decode_event(Event(type="t", data=b'{"a": {"b": NaN}}').to_avro())
+    assert caught.value.field == "data.a.b"
+
+
+@pytest.mark.parametrize("depth", [65, 5000, 200_000])
+def test_nesting_past_the_limit_is_refused_never_a_recursion_error(depth: int) -> None:
+    payload = b'{"type": "t", "data": ' + b"[" * depth + b"]" * depth + b"}"
+    with pytest.raises(InvalidEvent) as caught:
+        decode_event(payload)
+    assert caught.value.field in ("data", "value") and "nested deeper than 64 levels" in caught.value.problem
+    with pytest.raises(InvalidEvent, match="nested deeper"):
+        decode_event(Event(type="t", data=b'{"a": ' + b"[" * depth + b"]" * depth + b"}").to_avro())
+
+
+def test_nesting_up_to_the_limit_is_accepted() -> None:
+    depth = 63  # the envelope is the first level
+    event = decode_event(b'{"type": "t", "data": ' + b"[" * depth + b"]" * depth + b"}")
+    assert event.data == b"[" * depth + b"]" * depth
+
+
+def test_json_data_keeps_text_as_utf8_rather_than_escapes() -> None:
+    text = "東京都の天気" * 1000
+    event = decode_event(json.dumps({"type": "t", "data": {"text": text}}, ensure_ascii=False).encode())
+    assert json.loads(event.data) == {"text": text}
+    assert len(event.data) == len(text.encode()) + len('{"text":""}')  # three bytes a character, not six
+
+
+def test_a_lone_surrogate_in_data_is_kept_as_its_escape_but_refused_in_envelope_fields() -> None:
+    event = decode_event(b'{"type": "t", "data": {"s": "a\\ud800b"}}')
+    assert json.loads(event.data) == {"s": "a\ud800b"} and event.data.isascii()
+    with pytest.raises(InvalidEvent) as caught:
+        decode_event(b'{"type": "t", "source": "a\\ud800b"}')
+    assert caught.value.field == "source"
+
+
+def test_a_json_event_without_id_or_time_takes_them_from_its_kafka_record() -> None:
+    payload = b'{"type": "user.created", "data": {}}'
+    at = Position(topic="whk.events", partition=3, offset=41, timestamp_ms=1_700_000_000_123)
+    first, again = decode_event(payload, at), decode_event(payload, at)
+    assert first.id == again.id and first.id.startswith("evt_")
+    assert first.time == again.time == datetime(2023, 11, 14, 22, 13, 20, 123000, tzinfo=timezone.utc)
+    assert decode_event(payload, Position(topic="whk.events", partition=3, offset=42, timestamp_ms=1_700_000_000_123)).id != first.id
+    assert decode_event(payload, Position(topic="whk.events", partition=2, offset=41, timestamp_ms=1_700_000_000_123)).id != first.id
+    given = decode_event(b'{"type": "t", "id": "evt_mine", "time": "2024-01-02T03:04:05Z"}', at)
+    assert given.id == "evt_mine" and given.time == datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)

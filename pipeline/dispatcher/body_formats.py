@@ -1,6 +1,7 @@
 """Request bodies in each format a subscription offers, query strings, and custom header checks.
 
-- json: compact JSON (non-ASCII escaped, so any string encodes), `application/json`.
+- json: compact JSON (non-ASCII escaped, so any string encodes), `application/json`. NaN and
+  Infinity are no JSON: a payload holding one is refused, naming where it is.
 - form: `application/x-www-form-urlencoded`, flattened PHP/Rails-style: `a[b]=1` for objects,
   `a[]=1&a[]=2` for arrays of scalars, `a[0][b]=1` for arrays holding objects or arrays (an index
   keeps each element's fields together, which `a[][b]` would not). Scalars go as text: strings
@@ -20,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+from pipeline import json_values
 from pipeline.dispatcher.template import as_text
 from pipeline.errors import InvalidInput
 
@@ -77,7 +79,11 @@ def validate_header(name: str, value: str) -> None:
 
 
 def _json(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode("ascii")
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("ascii")
+    except ValueError:
+        json_values.check(value, ("body",))  # raises InvalidInput naming where the NaN or Infinity is
+        raise
 
 
 def _raw(payload: Any) -> tuple[bytes, str]:

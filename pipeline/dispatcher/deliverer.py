@@ -126,10 +126,9 @@ class Deliverer:
                                   f"retry schedule spent after {attempt} attempts: {outcome.error}")
                 return
             delay = max(delay, verdict.retry_after_s or 0.0)
-            if subscription.ordering == "none" and len(records) == 1:
-                # Nothing waits for it: the task leaves its lane for a delay topic.
-                self.outbox.defer(records[0], attempt + 1, delay)
-                return
+            unordered = subscription.ordering == "none" and len(records) == 1
+            if unordered and self.outbox.defer(records[0], attempt + 1, delay):
+                return  # nothing waits for it: the task left its lane for a delay topic (if it fits there)
             self.progress.waiting(records[0], Progress(attempt + 1, time.time() + delay))
             await asyncio.sleep(delay)
             attempt += 1
@@ -162,7 +161,7 @@ class Deliverer:
     def _dead_letter(self, subscription: Subscription, records: list[Any], tasks: list[DeliveryTask],
                      attempt: int, reason: str) -> None:
         for record in records:
-            self.outbox.dead_letter(record.key, record.value, reason, record.topic)
+            self.outbox.dead_letter(record, reason)
         for result in dead_lettered_records(subscription, tasks, attempt, reason):
             self.outbox.attempt(result)
 
@@ -173,7 +172,7 @@ class Deliverer:
             try:
                 decoded.append((record, DeliveryTask.from_avro(record.value)))
             except (CodecError, ValueError, TypeError) as exc:
-                self.outbox.dead_letter(record.key, record.value or b"", f"undecodable task: {exc}", record.topic)
+                self.outbox.dead_letter(record, f"undecodable task: {exc}")
         return decoded
 
     def _schedule(self, subscription: Subscription) -> RetrySchedule:

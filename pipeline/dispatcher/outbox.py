@@ -13,6 +13,8 @@ from typing import Any
 from pipeline.codec import codec
 from pipeline.config import Settings
 from pipeline.kafka.admin import RETRY_TIERS_S, retry_tier
+from pipeline.kafka.dead_letters import dead_letter
+from pipeline.kafka.position import Position
 from pipeline.kafka.writer import KafkaWriter
 from pipeline.topics import TopicNames
 
@@ -33,17 +35,23 @@ class Outbox:
     def attempt(self, record: dict[str, Any]) -> None:
         self._writer.write(self.results_topic, record["subscription_id"].encode(), self._codec.encode(record))
 
-    def dead_letter(self, key: bytes | None, value: bytes, reason: str, source: str) -> None:
-        headers = [("error", reason.encode()), ("source", source.encode())]
-        self._writer.write(self.dead_letters_topic, key, value, headers)
+    def dead_letter(self, record: Any, reason: str) -> None:
+        """Parks a task with the reason; a task too large to park whole leaves a reference to it
+        (see pipeline.kafka.dead_letters). `source` names the endpoint topic a redrive sends it to."""
+        dead_letter(self._writer, self.dead_letters_topic, record.key, record.value or b"", Position.of(record),
+                    reason, [("source", record.topic.encode())])
 
-    def defer(self, record: Any, attempt: int, delay_s: float) -> None:
+    def defer(self, record: Any, attempt: int, delay_s: float) -> bool:
         """Parks a task of an unordered subscription in the delay topics; the relay sends it back
-        to its endpoint topic when due."""
+        to its endpoint topic when due. False if the task is too large to carry the headers it
+        needs there: it must wait where it is."""
         due_ms = int((time.time() + delay_s) * 1000)
         headers = [("source", record.topic.encode()), ("attempt", str(attempt).encode()),
                    ("due-at", str(due_ms).encode())]
+        if not self._writer.fits(record.key, record.value, headers):
+            return False
         self.park(record.key, record.value, headers, delay_s)
+        return True
 
     def park(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]], remaining_s: float) -> None:
         """Into the tier for what remains of the wait (at least the shortest tier)."""

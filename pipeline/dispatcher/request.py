@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from pipeline import __version__
+from pipeline import __version__, json_values
 from pipeline.errors import InvalidInput
 from pipeline.models import Event, is_json
 from pipeline.signing import body_signature, webhook_headers
@@ -22,6 +23,10 @@ from pipeline.subscriptions.model import Subscription
 
 USER_AGENT = f"webhook-pipeline/{__version__}"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+# What JSON data spliced into a body as published must not hold: NaN, Infinity, or a number past a
+# double's range (1e309). The router refuses such events; only a task routed before it did can
+# hold one, so a cheap search finds the data worth parsing.
+_MAYBE_NOT_FINITE = re.compile(rb"NaN|Infinity|[0-9][eE]\+?[0-9]{3}")
 
 
 @dataclass(frozen=True)
@@ -57,14 +62,21 @@ def _url_and_body(subscription: Subscription, events: Sequence[Event]) -> tuple[
     if subscription.method == "GET":
         return _with_query(subscription.url, _payload(subscription, events)), b"", ""
     if _is_plain_envelope(subscription):
-        return subscription.url, envelope_body(events[0]), "application/json"
+        return subscription.url, envelope_body(_checked(events[0])), "application/json"
     if subscription.body_format == "raw" and subscription.template is None and subscription.batch_max_events == 1:
-        return subscription.url, events[0].data, events[0].content_type
+        return subscription.url, _checked(events[0]).data, events[0].content_type
     from pipeline.dispatcher.body_formats import encode_payload
 
     body, content_type = encode_payload(subscription.body_format, _payload(subscription, events),
                                         rpc_method=subscription.rpc_method, rpc_id=events[0].id)
     return subscription.url, body, content_type
+
+
+def _checked(event: Event) -> Event:
+    """The event, once its JSON data is known to hold only JSON numbers; InvalidInput otherwise."""
+    if is_json(event.content_type) and _MAYBE_NOT_FINITE.search(event.data):
+        json_values.loads(event.data, ("data",))
+    return event
 
 
 def _is_plain_envelope(subscription: Subscription) -> bool:

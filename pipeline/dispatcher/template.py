@@ -26,11 +26,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import zlib
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from pipeline import json_values
 from pipeline.errors import InvalidInput
 from pipeline.documents import MISSING, Path, lookup, parse_path
 
@@ -95,6 +97,8 @@ def _node(value: Any, pointer: str, depth: int) -> Node:
         if any(isinstance(key, str) and key.startswith("$") for key in value):
             return _special(value, pointer)
         return _object(value, pointer, depth)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _refuse(pointer, f"{value} is not a JSON number")
     if value is None or isinstance(value, (bool, int, float)):
         return lambda document: value
     raise _refuse(pointer, f"a {type(value).__name__} is not a JSON value")
@@ -231,6 +235,10 @@ def to_datetime(value: Any) -> datetime | None:
 
 def _literal(spec: Mapping[str, Any], pointer: str) -> Node:
     value = spec["$literal"]
+    try:
+        json_values.check(value)
+    except InvalidInput as exc:
+        raise _refuse(_child(pointer, "$literal"), exc.problem) from None
     return lambda document: copy.deepcopy(value)  # a fresh copy, so no caller can change the template
 
 

@@ -27,6 +27,8 @@ def reliable_producer(settings: Settings, **overrides: Any) -> Producer:
         "linger.ms": 5,
         "compression.type": "lz4",
         "partitioner": "murmur2_random",
+        # Writers check sizes against this same limit before they write (see KafkaWriter.fits).
+        "message.max.bytes": settings.max_record_bytes,
         # librdkafka's own lines (a broker going away, say) go through logging, formatted and
         # filtered like every other line, instead of straight to stderr.
         "logger": LIBRDKAFKA_LOG,

@@ -2,11 +2,15 @@
 
 Both append copies of the original tasks to the endpoint topic, with the same keys (so the
 same partitions and order), after whatever is queued there: the dispatchers deliver them like
-any other task, and nothing has to stop or move a consumer group's offsets.
+any other task, and nothing has to stop or move a consumer group's offsets. A dead letter that
+holds only a reference to its task (one too large to park whole) is redriven from the task
+itself, read again from its endpoint topic while Kafka keeps it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,9 +21,12 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from pipeline.config import Settings
 from pipeline.errors import ServiceError
 from pipeline.kafka.clients import LIBRDKAFKA_LOG, flush_or_raise, reliable_producer
+from pipeline.kafka.dead_letters import is_reference
 from pipeline.kafka.offsets import watermarks
+from pipeline.kafka.writer import record_size
 from pipeline.topics import TopicNames
 
+log = logging.getLogger(__name__)
 STALL_TIMEOUT_S = 30.0
 
 
@@ -53,9 +60,10 @@ class Replayer:
                 starts = _committed(consumer, topic, starts)
             copied = 0
             for message in _read(consumer, topic, starts, ends):
-                source = dict(message.headers() or []).get("source", b"").decode()
-                if wanted(source):
-                    self._copy(source, message, "redrive")
+                headers = dict(message.headers() or [])
+                source = headers.get("source", b"").decode()
+                if wanted(source) and (task := self._parked_task(message, headers)) is not None:
+                    self._copy(source, task, "redrive", origin=message)
                     copied += 1
             flush_or_raise(self._producer)
             if marker:  # only once the copies are in Kafka
@@ -75,10 +83,27 @@ class Replayer:
         prefix = self.names.endpoint("")
         return lambda source: source.startswith(prefix)
 
-    def _copy(self, topic: str, message: Message, why: str) -> None:
-        origin = f"{message.topic()}/{message.partition()}/{message.offset()}"
-        self._producer.produce(topic, key=message.key(), value=message.value(),
-                               headers=[("replayed", why.encode()), ("replayed-from", origin.encode())])
+    def _parked_task(self, dead_letter: Message, headers: dict[str, bytes]) -> Message | None:
+        """The dead letter itself, or for a reference the task it refers to (None once it is gone)."""
+        if not is_reference(headers):
+            return dead_letter
+        where = "/".join(headers.get(name, b"?").decode() for name in ("source-topic", "source-partition", "source-offset"))
+        task = _read_one(self.settings, headers["source-topic"].decode(), int(headers["source-partition"]),
+                         int(headers["source-offset"]))
+        if task is None or hashlib.sha256(task.value() or b"").hexdigest().encode() != headers.get("source-sha256"):
+            log.warning("not redriving the dead letter at offset %d: the task it refers to, at %s, is no longer "
+                        "in Kafka", dead_letter.offset(), where)
+            return None
+        return task
+
+    def _copy(self, topic: str, message: Message, why: str, origin: Message | None = None) -> None:
+        origin = origin or message
+        where = f"{origin.topic()}/{origin.partition()}/{origin.offset()}"
+        key, value = message.key(), message.value() or b""
+        headers = [("replayed", why.encode()), ("replayed-from", where.encode())]
+        if record_size(key, value, headers) > self.settings.max_record_bytes:
+            headers = []  # they only say where a copy came from; a task too large for them goes without
+        self._producer.produce(topic, key=key, value=value, headers=headers)
         self._producer.poll(0)
 
 
@@ -87,6 +112,15 @@ def _read_range(settings: Settings, topic: str, since: datetime | None, until: d
     with _consumer(settings, "replayer") as consumer:
         starts, ends = _bounds(consumer, topic, since, until)
         yield from _read(consumer, topic, starts, ends)
+
+
+def _read_one(settings: Settings, topic: str, partition: int, offset: int) -> Message | None:
+    """The record at one offset, or None if Kafka no longer holds it."""
+    with _consumer(settings, "replayer") as consumer:
+        low, high = watermarks(consumer, TopicPartition(topic, partition))
+        if not low <= offset < high:
+            return None
+        return next(_read(consumer, topic, {partition: offset}, {partition: offset + 1}), None)
 
 
 @contextmanager

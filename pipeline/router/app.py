@@ -1,8 +1,12 @@
 """The router's faust app: events in, one delivery task per matching subscription out.
 
 Tasks are keyed by the event's ordering key, so each endpoint topic keeps the publish
-order per key. An event that cannot be decoded or validated goes to the dead-letter
-topic with the reason in headers: it is never dropped silently and never stops the router.
+order per key. An event the router cannot route (it does not decode or validate, was published
+under another key than its ordering key, or would make a task too large to write) goes to the
+dead-letter topic with the reason in headers, and gets a routing row: it is never dropped
+silently and never stops the router. Whatever an event makes fail is such a refusal; only a
+write Kafka did not take stops the router, and then nothing more is committed (faust acks an
+event even when the agent raises, so the outcome must be written before the agent returns).
 Agents keep concurrency=1: faust can commit past unprocessed messages otherwise.
 
 faust consumes and commits; what the router writes goes through one confluent-kafka producer
@@ -21,10 +25,13 @@ from faust.sensors import Sensor
 from pipeline.codec import codec
 from pipeline.config import Settings
 from pipeline.errors import InvalidEvent
-from pipeline.kafka.writer import KafkaWriter
-from pipeline.models import decode_event, encode_task, utcnow
+from pipeline.kafka.dead_letters import dead_letter
+from pipeline.kafka.position import Position
+from pipeline.kafka.writer import KafkaWriter, record_size
+from pipeline.models import Event, encode_task, utcnow
+from pipeline.router.admission import admit
 from pipeline.router.decisions import invalid_decision, routing_decision
-from pipeline.router.matching import Matcher
+from pipeline.router.matching import Decision, Matcher
 from pipeline.router.transport import BatchedFetchTransport
 from pipeline.subscriptions.table import SubscriptionTable
 from pipeline.topics import TopicNames
@@ -32,6 +39,9 @@ from pipeline.topics import TopicNames
 log = logging.getLogger(__name__)
 # Without linger each task goes out in a produce request of its own; 10 ms batches them.
 ROUTER_LINGER_MS = 10
+# Room a task keeps under the record limit for the headers it may gather later (a delay topic's,
+# a replay's, a dead letter's), so the dispatcher can always park or dead-letter it whole.
+TASK_HEADROOM_BYTES = 4096
 
 
 def raw_topic(app: faust.App, name: str) -> faust.TopicT:
@@ -105,36 +115,51 @@ class EventRouter:
         table.on_change(self._changed.update)
 
     def route(self, message: faust.EventT) -> None:
-        raw_key, raw_value = message.message.key, message.message.value
+        """Writes the event's outcome: its tasks and routing row, or its dead letter and routing row.
+        Raises only when a write failed, and then the writer refuses every later commit."""
+        record = message.message
+        position = Position.of(record)
         try:
-            event = decode_event(raw_value)
+            event = admit(record.key, record.value, position)
+            decision = self._matcher().decide(event)
+            tasks = self._tasks(event, decision)
+            row = self._row(routing_decision(event, decision))
         except InvalidEvent as exc:
-            self._dead_letter(message, raw_key, raw_value, exc)
-            self._record(invalid_decision(message, exc))
+            self._refuse(record, position, exc)
             return
-        decision = self._matcher().decide(event)
+        except Exception as exc:  # noqa: BLE001 -- whatever an event makes fail, it is refused, never lost
+            log.exception("the event at %s could not be routed", position)
+            self._refuse(record, position, InvalidEvent("value", f"cannot be routed: {type(exc).__name__}: {exc}"))
+            return
+        for topic, key, task in tasks:
+            self.output.write(topic, key, task)
+        self.output.write(self.names.routing, *row)
+
+    def _tasks(self, event: Event, decision: Decision) -> list[tuple[str, bytes, bytes]]:
+        """Each matching subscription's task, all checked to fit before any is written."""
         event_record, routed_at = event.to_record(), utcnow()
+        limit = self.output.max_record_bytes - TASK_HEADROOM_BYTES
+        tasks = []
         for subscription in decision.matched:
             task = encode_task(subscription.id, routed_at, event_record)
             # Strict order for an endpoint means one partition: key every task the same.
             key = subscription.id.encode() if subscription.ordering == "strict" else event.partition_key
-            self.output.write(self.names.endpoint(subscription.id), key, task)
-        self._record(routing_decision(event, decision))
+            if (size := record_size(key, task)) > limit:
+                raise InvalidEvent("data", f"too large to deliver: its delivery task would be {size} bytes, over the "
+                                           f"limit of {limit} (PIPELINE_MAX_RECORD_BYTES less {TASK_HEADROOM_BYTES} "
+                                           "for the headers a task gathers on its way)")
+            tasks.append((self.names.endpoint(subscription.id), key, task))
+        return tasks
 
-    def _record(self, decision: dict) -> None:
-        self.output.write(self.names.routing, decision["event_id"].encode(),
-                          codec("routing_decision").encode(decision))
+    def _row(self, decision: dict) -> tuple[bytes, bytes]:
+        """A routing decision's key and value for the routing topic."""
+        return decision["event_id"].encode(), codec("routing_decision").encode(decision)
 
-    def _dead_letter(self, message: faust.EventT, key: bytes | None, value: bytes | None, exc: InvalidEvent) -> None:
-        log.warning("dead-lettering an invalid event at %s@%d: %s", message.message.tp, message.message.offset, exc)
-        headers = [
-            ("error", str(exc).encode()),
-            ("error-field", exc.field.encode()),
-            ("source-topic", message.message.topic.encode()),
-            ("source-partition", str(message.message.partition).encode()),
-            ("source-offset", str(message.message.offset).encode()),
-        ]
-        self.output.write(self.names.dead_letters, key, value or b"", headers)
+    def _refuse(self, record: Any, position: Position, exc: InvalidEvent) -> None:
+        log.warning("dead-lettering an invalid event at %s: %s", position, exc)
+        dead_letter(self.output, self.names.dead_letters, record.key, record.value or b"", position, str(exc),
+                    [("error-field", exc.field.encode())])
+        self.output.write(self.names.routing, *self._row(invalid_decision(position, exc)))
 
     def _matcher(self) -> Matcher:
         if self._changed:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-import faust
-
 from pipeline.errors import InvalidEvent
+from pipeline.kafka.position import Position
 from pipeline.models import Event
 from pipeline.router.matching import Decision
 
@@ -27,11 +26,10 @@ def routing_decision(event: Event, decision: Decision) -> dict[str, Any]:
     }
 
 
-def invalid_decision(message: faust.EventT, exc: InvalidEvent) -> dict[str, Any]:
+def invalid_decision(position: Position, exc: InvalidEvent) -> dict[str, Any]:
     """An undecodable event has no id of its own: its position in the events topic names it."""
-    position = f"{message.message.topic}/{message.message.partition}/{message.message.offset}"
     return {
-        "event_id": position,
+        "event_id": str(position),
         "event_type": "",
         "source": "",
         "tenant": "",

@@ -36,6 +36,14 @@ def test_json_keeps_arrays_and_scalars() -> None:
     assert encode_payload("json", {"s": "\ud800"})[0] == b'{"s":"\\ud800"}'  # still encodes
 
 
+@pytest.mark.parametrize("fmt", ["json", "json-rpc"])
+def test_nan_and_infinity_are_never_sent_as_json(fmt: str) -> None:
+    for number in (float("nan"), float("inf"), float("-inf")):
+        error = refusal(lambda: encode_payload(fmt, {"items": [{"price": number}]}, rpc_method="m"),
+                        "body.params.items.0.price" if fmt == "json-rpc" else "body.items.0.price")
+        assert "not a JSON number" in error.problem
+
+
 # -- form and query ----------------------------------------------------------------------------
 
 def test_form_is_urlencoded() -> None:

@@ -33,8 +33,11 @@ class Outbox:
         codec("delivery_attempt").encode(record)  # what the real outbox writes must fit the schema
         self.attempts.append(record)
 
-    def dead_letter(self, key: bytes | None, value: bytes, reason: str, source: str) -> None:
-        self.dead_letters.append((value, reason))
+    def dead_letter(self, record: Record, reason: str) -> None:
+        self.dead_letters.append((record.value, reason))
+
+    def defer(self, record: Record, attempt: int, delay_s: float) -> bool:
+        return False  # as for a task too large to carry a delay topic's headers
 
 
 class Table:
@@ -64,8 +67,8 @@ def deliverer(transport: Transport, max_request_bytes: int = 1 << 20, **fields: 
     return Deliverer(table=Table(subscription), transport=transport, outbox=outbox, policy=policy), outbox, subscription  # type: ignore[arg-type]
 
 
-def task(subscription: Subscription, n: int) -> Record:
-    event = Event(type="user.created", data=f'{{"n": {n}}}'.encode())
+def task(subscription: Subscription, n: int, data: bytes | None = None) -> Record:
+    event = Event(type="user.created", data=data or f'{{"n": {n}}}'.encode())
     return Record(DeliveryTask(subscription_id=subscription.id, routed_at=utcnow(), event=event).to_avro(), offset=n)
 
 
@@ -106,3 +109,21 @@ async def test_an_undecodable_task_is_dead_lettered_once_without_a_results_row()
     assert [r["outcome"] for r in outbox.attempts] == ["http_error"] * 3 + ["dead_lettered"]
     reasons = [reason.split(":")[0] for _, reason in outbox.dead_letters]
     assert reasons == ["undecodable task", "retry schedule spent after 3 attempts"]  # each record parked once
+
+
+async def test_a_task_holding_nan_is_dead_lettered_without_a_request() -> None:
+    transport = Transport(204)
+    work, outbox, subscription = deliverer(transport)
+    await work.deliver([task(subscription, 0, data=b'{"amount": NaN}')])
+    assert transport.sent == 0
+    assert [reason for _, reason in outbox.dead_letters] == ["request could not be built: data.amount: nan is not a "
+                                                             "JSON number: NaN, Infinity and numbers beyond a double's "
+                                                             "range cannot be sent as JSON"]
+
+
+async def test_an_unordered_task_that_cannot_go_to_a_delay_topic_is_retried_in_place() -> None:
+    transport = Transport(500)
+    work, outbox, subscription = deliverer(transport, ordering="none")
+    await work.deliver([task(subscription, 0)])
+    assert transport.sent == 3  # every attempt of the schedule, then parked: never dropped
+    assert outbox.dead_letters[0][1].startswith("retry schedule spent after 3 attempts")

@@ -3,6 +3,7 @@ test_consumer.py shows the consumer then commits nothing)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 
 import pytest
 from confluent_kafka import KafkaError
@@ -24,3 +25,17 @@ async def test_a_failed_write_fails_every_later_flush(settings: Settings) -> Non
     for _ in range(3):
         with pytest.raises(ServiceError, match="dead-letters"):
             await outbox.flush()
+
+
+@dataclass
+class Task:
+    value: bytes
+    key: bytes | None = b"k"
+    topic: str = "endpoint.sub"
+
+
+def test_a_task_too_large_for_a_delay_topics_headers_is_not_deferred(settings: Settings) -> None:
+    outbox = Outbox(settings)
+    assert outbox.defer(Task(b"small"), attempt=2, delay_s=1.0)
+    assert not outbox.defer(Task(b"x" * (settings.max_record_bytes - 100)), attempt=2, delay_s=1.0)
+    assert outbox.broken is None  # nothing was refused: the deliverer keeps that task in its lane

@@ -1,7 +1,10 @@
 import json
 from datetime import datetime, timezone
 
+import pytest
+
 from pipeline.dispatcher.request import build_request, envelope_body
+from pipeline.errors import InvalidInput
 from pipeline.models import Event
 from pipeline.subscriptions.model import Subscription
 
@@ -47,3 +50,21 @@ def test_credentials_are_masked_in_the_headers_kept_with_an_attempt() -> None:
                    "content-type": "application/json"})
     assert kept == {"authorization": "Bearer ***", "x-api-key": "***", "webhook-signature": "v1,abc",
                     "content-type": "application/json"}
+
+
+@pytest.mark.parametrize("fields", [{}, {"body_format": "raw"}, {"template": {"a": "{{ data.a }}"}},
+                                    {"body_format": "form", "template": {"a": "{{ data.a }}"}}])
+@pytest.mark.parametrize("data", [b'{"a": NaN}', b'{"a": [-Infinity]}', b'{"a": 1.5e999}'])
+def test_data_holding_nan_or_infinity_is_never_sent(fields: dict, data: bytes) -> None:
+    """The router refuses such events; a task routed before it did is refused here, in every format."""
+    subscription = Subscription(name="s", url="https://example.test/h", event_types=["*"], **fields)
+    with pytest.raises(InvalidInput) as caught:
+        build_request(subscription, [Event(type="t", data=data)], "evt_1", 0)
+    assert caught.value.field.startswith("data")
+
+
+def test_data_that_only_looks_like_nan_in_a_string_is_sent_as_it_is() -> None:
+    subscription = Subscription(name="s", url="https://example.test/h", event_types=["*"])
+    data = b'{"note": "NaN or Infinity, 1e999"}'
+    body = build_request(subscription, [Event(type="t", data=data)], "evt_1", 0).body
+    assert json.loads(body)["data"] == {"note": "NaN or Infinity, 1e999"}

@@ -230,6 +230,25 @@ def test_nesting_deeper_than_the_limit_is_refused() -> None:
     assert error.problem.startswith("/0/0/")
 
 
+@pytest.mark.parametrize("template, where", [
+    ({"amount": float("nan")}, "/amount"),
+    ([1, float("inf")], "/1"),
+    ({"x": {"$literal": {"deep": [float("-inf")]}}}, "/x/$literal"),
+])
+def test_nan_and_infinity_are_refused_in_templates(template: Any, where: str) -> None:
+    error = refusal(template)
+    assert error.problem.startswith(f"{where}: ") and "not a JSON number" in error.problem
+
+
+def test_event_data_holding_nan_cannot_be_rendered() -> None:
+    """The router refuses such events; only a task routed before it did can hold one."""
+    with pytest.raises(InvalidInput) as caught:
+        event_document(Event(type="t", data=b'{"a": [1, NaN]}'))
+    assert caught.value.field == "data.a.1"
+    with pytest.raises(InvalidInput):
+        event_document(Event(type="t", data=b'{"a": 1e999}'))
+
+
 def test_refusals_are_invalid_input_naming_the_template_field() -> None:
     error = refusal({"sig": {"$hash": "sha3", "of": ["a"]}})
     assert (error.field, error.problem) == ("template", "/sig/$hash: unknown hash algorithm 'sha3'; use md5, crc32, sha1, sha256")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,9 @@ from pipeline.cli.main import app
 from pipeline.codec import codec
 from pipeline.config import Settings
 from pipeline.kafka.offsets import watermarks
+from pipeline.models import DeliveryTask
+from pipeline.subscriptions.commands import SubscriptionCommands
+from pipeline.subscriptions.writer import SubscriptionWriter
 from pipeline.topics import TopicNames
 from tests.conftest import stage_env
 from tests.polling import wait_until
@@ -29,7 +34,7 @@ def end_offset(settings: Settings, topic: str) -> int:
 
 def read_all(settings: Settings, topic: str, count: int) -> list:
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": f"read-{topic}",
-                         "auto.offset.reset": "earliest"})
+                         "auto.offset.reset": "earliest", "fetch.max.bytes": 8 << 20})
     consumer.subscribe([topic])
     messages: list = []
     try:
@@ -72,6 +77,61 @@ def test_invalid_events_go_to_dead_letters_with_their_reason(settings: Settings,
         assert headers["source-topic"].decode() == names.events
     assert [(d["outcome"], d["reason"]) for d in decisions] == [("dropped", "invalid")] * len(bad)
     assert all(d["error"] for d in decisions)
+
+
+def envelope(kind: str, data: object, **fields: object) -> bytes:
+    return json.dumps({"type": kind, "data": data, **fields}, ensure_ascii=False).encode()
+
+
+@pytest.mark.integration
+def test_events_that_once_crashed_the_router_each_get_an_outcome_and_it_carries_on(settings: Settings,
+                                                                                 tmp_path: Path) -> None:
+    """Each message gets its routing row, and each refused one its dead letter with the reason (a
+    reference when it is too large to copy); the valid ones around them are routed."""
+    names = TopicNames.from_settings(settings)
+    subscription = SubscriptionCommands(SubscriptionWriter(settings), lambda _: None).create(
+        {"name": "big", "url": "https://example.test/hook", "event_types": ["big.*"]})
+    nested = b'{"type": "big.nested", "data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    noise = b"\x00" + os.urandom(1_040_000)  # not JSON, and too large to copy into a dead letter
+    cjk = "東京都の天気は晴れ" * 22_000  # about 600 KB of UTF-8 text; as \u escapes it would be twice that
+    refused = {  # value: (key, the field its error names)
+        nested: (None, "value"),
+        noise: (None, "value"),
+        envelope("big.nan", {"amount": float("nan")}): (None, "data.amount"),
+        envelope("big.huge", "x" * 999_000): (None, "data"),  # its task would not fit in a Kafka record
+        envelope("big.unkeyed", {}, ordering_key="user-1"): (None, "key"),
+    }
+    routed = {envelope("big.cjk", {"text": cjk}, id="evt_cjk"): b"evt_cjk",
+              envelope("big.fits", "x" * 994_000, id="evt_fits"): b"evt_fits",  # the README's "about 995 KB"
+              envelope("big.after", {"n": 1}, id="evt_after"): b"evt_after"}
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, "message.max.bytes": 1_048_000})
+    for value, (key, _) in refused.items():
+        producer.produce(names.events, key=key, value=value)
+    for value, key in routed.items():
+        producer.produce(names.events, key=key, value=value)
+    assert producer.flush(30) == 0
+    count = len(refused) + len(routed)
+    with running_stages(settings, ["pipeline.router"], tmp_path / "logs"):
+        try:
+            rows = [codec("routing_decision").decode(m.value()) for m in read_all(settings, names.routing, count)]
+            dead = read_all(settings, names.dead_letters, len(refused))
+            tasks = [DeliveryTask.from_avro(m.value()) for m in read_all(settings, names.endpoint(subscription.id), 3)]
+        except AssertionError:
+            print(stage_logs(tmp_path / "logs"))
+            raise
+    assert sorted(row["reason"] or row["outcome"] for row in rows) == ["invalid"] * len(refused) + ["routed"] * 3
+    assert {task.event.id: json.loads(task.event.data) for task in tasks} == {
+        "evt_cjk": {"text": cjk}, "evt_fits": "x" * 994_000, "evt_after": {"n": 1}}
+    positions = {(dict(m.headers())["source-partition"], dict(m.headers())["source-offset"]) for m in dead}
+    assert len(positions) == len(refused)  # one dead letter each
+    by_field = sorted(dict(m.headers())["error-field"].decode() for m in dead)
+    assert by_field == sorted(field for _, field in refused.values())
+    (reference,) = [m for m in dead if dict(m.headers()).get("payload") == b"reference"]
+    headers = dict(reference.headers())
+    assert reference.value() == b"" and headers["source-size"] == str(len(noise)).encode()
+    assert headers["source-sha256"] == hashlib.sha256(noise).hexdigest().encode()
+    whole = {m.value() for m in dead} - {b""}
+    assert whole == set(refused) - {noise}  # the others are kept byte for byte
 
 
 @pytest.mark.integration

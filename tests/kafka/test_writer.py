@@ -6,7 +6,7 @@ import pytest
 from confluent_kafka import KafkaError
 
 from pipeline.errors import ServiceError
-from pipeline.kafka.writer import KafkaWriter
+from pipeline.kafka.writer import RECORD_OVERHEAD_BYTES, KafkaWriter, record_size
 from pipeline.router.app import FlushBeforeCommit
 from pipeline.topics import TopicNames
 
@@ -37,3 +37,30 @@ def test_the_router_flushes_before_faust_picks_offsets_and_refuses_after_a_failu
     writer._on_delivery(KafkaError(KafkaError._MSG_TIMED_OUT), _Message())
     with pytest.raises(ServiceError):
         sensor.on_commit_initiated(consumer=None)
+
+
+def test_a_record_over_the_limit_is_refused_before_kafka_and_nothing_is_committed_after(settings) -> None:
+    writer = KafkaWriter(settings)
+    topic = TopicNames.from_settings(settings).results
+    value = b"x" * (settings.max_record_bytes - RECORD_OVERHEAD_BYTES)
+    assert writer.fits(None, value) and not writer.fits(b"k", value)
+    with pytest.raises(ServiceError, match="over the limit"):
+        writer.write(topic, b"k", value)
+    with pytest.raises(ServiceError, match="over the limit"):
+        writer.flush_now()  # the record's input must not be committed: the writer stays failed
+
+
+@pytest.mark.parametrize("key, headers", [
+    (None, None),
+    (b"k" * 300, None),
+    (None, [("error", b"e" * 500), ("source", b"whk.endpoint.sub_1")]),
+    (b"key", [(f"h{i}", b"v" * i) for i in range(40)]),
+])
+def test_every_record_that_fits_is_taken_by_the_producer(settings, key, headers) -> None:
+    """fits() never says yes to a record librdkafka would refuse (MSG_SIZE_TOO_LARGE at produce)."""
+    writer = KafkaWriter(settings)
+    topic = TopicNames.from_settings(settings).results
+    largest = settings.max_record_bytes - record_size(key, b"", headers)
+    assert writer.fits(key, b"v" * largest, headers) and not writer.fits(key, b"v" * (largest + 1), headers)
+    writer.write(topic, key, b"v" * largest, headers)
+    writer.flush_now()

@@ -21,6 +21,7 @@ from pipeline.subscriptions.snapshot import read_snapshot
 from pipeline.subscriptions.table import SubscriptionTable
 from pipeline.subscriptions.writer import SubscriptionWriter
 from pipeline.topics import TopicNames
+from tests.polling import wait_until
 
 
 def commands_for(settings: Settings) -> SubscriptionCommands:
@@ -53,8 +54,11 @@ async def test_the_live_table_follows_creates_updates_and_tombstones(settings: S
 def test_creating_makes_the_endpoint_topic_with_its_partitions(settings: Settings) -> None:
     created = commands_for(settings).create({"name": "s", "url": "https://example.test/a", "event_types": ["*"]})
     topic = TopicNames.from_settings(settings).endpoint(created.id)
-    metadata = admin_client(settings.kafka_bootstrap_servers).list_topics(topic, timeout=10).topics[topic]
-    assert len(metadata.partitions) == settings.endpoint_partitions
+    admin = admin_client(settings.kafka_bootstrap_servers)
+    # The broker's metadata may trail the controller that created the topic by a moment.
+    partitions = wait_until(lambda: len(admin.list_topics(topic, timeout=10).topics[topic].partitions), timeout_s=10,
+                            what="the endpoint topic in the broker's metadata")
+    assert partitions == settings.endpoint_partitions == 1
 
 
 @pytest.mark.integration
