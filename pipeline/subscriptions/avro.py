@@ -8,6 +8,7 @@ from typing import Any
 from pipeline.codec import codec
 from pipeline.subscriptions.model import Subscription
 from pipeline.subscriptions.secretbox import SecretBox
+from pipeline.subscriptions.urls import moved_credentials
 
 JSON_FIELDS = ("filter", "template")
 
@@ -25,7 +26,7 @@ def to_avro(subscription: Subscription, box: SecretBox) -> bytes:
 
 
 def from_avro(payload: bytes, box: SecretBox) -> Subscription:
-    record: dict[str, Any] = codec("subscription").decode(payload)
+    record: dict[str, Any] = moved_credentials(codec("subscription").decode(payload))
     record["secret"] = box.open(record["secret"])
     record["previous_secrets"] = [old | {"secret": box.open(old["secret"])}
                                   for old in record["previous_secrets"]]

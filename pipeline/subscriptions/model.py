@@ -10,13 +10,13 @@ import base64
 import re
 from datetime import datetime, timedelta
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from pipeline.errors import InvalidInput
 from pipeline.models import Millis, new_id, new_secret, utcnow, validated
 from pipeline.subscriptions.credentials import mask
+from pipeline.subscriptions.urls import url_problem
 
 TYPE_FILTER_PATTERN = r"^(\*|[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*(\.\*)?)$"
 SUBSCRIPTION_ID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
@@ -85,11 +85,9 @@ class SubscriptionFields(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an absolute http:// or https:// URL with a host")
-        if any(ch in value for ch in "\r\n\t "):
-            raise ValueError("must not contain whitespace")
+        problem = url_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("event_types")
