@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from pydantic import ValidationError
+
 from pipeline.errors import CodecError, ServiceError
+from pipeline.models import invalid_input
 from pipeline.subscriptions.avro import from_avro
 from pipeline.subscriptions.model import Subscription
 from pipeline.subscriptions.secretbox import SecretBox
@@ -23,5 +26,7 @@ def apply_record(table: dict[str, Subscription], key: bytes | None, value: bytes
         return
     try:
         table[subscription_id] = from_avro(value, box)
+    except ValidationError as exc:  # its text would quote the values, secrets included
+        log.error("skipping an unreadable subscription %s: %s", subscription_id, invalid_input(exc))
     except (CodecError, ServiceError, ValueError) as exc:
         log.error("skipping an unreadable subscription %s: %s", subscription_id, exc)
