@@ -11,17 +11,16 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any, AsyncIterator
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from pipeline.api.auth import caller_from, load_tokens
+from pipeline.api.errors import install_error_handlers
 from pipeline.api.stats_routes import mount_dashboard, stats_router
 from pipeline.api.subscription_routes import recovery_router, subscription_router
 from pipeline.config import Settings
-from pipeline.errors import InvalidInput
 from pipeline.producer.tasks import TaskPublisher
 from pipeline.replay.replayer import Replayer
-from pipeline.subscriptions.commands import SubscriptionCommands, UnknownSubscription
+from pipeline.subscriptions.commands import SubscriptionCommands
 from pipeline.subscriptions.model import Subscription
 from pipeline.subscriptions.table import SubscriptionTable
 from pipeline.subscriptions.writer import SubscriptionWriter
@@ -63,10 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(subscription_router(table, commands, TaskPublisher(settings), replayer, caller,
                                            timedelta(seconds=settings.secret_rotation_overlap_s)))
 
-    @app.exception_handler(InvalidInput)
-    async def invalid_input(_: Request, exc: InvalidInput) -> JSONResponse:
-        status = 404 if isinstance(exc, UnknownSubscription) else 422
-        return JSONResponse({"error": {"field": exc.field, "problem": exc.problem}}, status_code=status)
+    install_error_handlers(app)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:

@@ -49,7 +49,8 @@ def caller_from(tokens: dict[str, str]):
         scheme, _, token = (authorization or "").partition(" ")
         tenant = tokens.get(token) if scheme.lower() == "bearer" else None
         if tenant is None:
-            raise HTTPException(401, "a valid API token is required: Authorization: Bearer <token>",
+            raise HTTPException(401, {"field": "authorization",
+                                      "problem": "a valid API token is required: Authorization: Bearer <token>"},
                                 headers={"WWW-Authenticate": "Bearer"})
         return Caller(tenant)
 

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from pipeline.api.auth import Caller
-from pipeline.errors import InvalidInput
+from pipeline.errors import InvalidInput, ServiceError, error_body
 
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboard"
 TIMEOUT_S = 10.0
@@ -66,11 +66,11 @@ def _proxy(results_url: str, path: str, caller: Any, timeout_s: float) -> Any:
             try:
                 response = await client.get(f"{results_url}{path}", params=params)
             except httpx.TransportError as exc:
-                raise HTTPException(503, f"the results service at {results_url} is not answering: {exc}") from exc
+                raise ServiceError(f"the results service at {results_url} is not answering: {exc}") from exc
         try:
             body = response.json()
         except ValueError:
-            body = {"error": f"the results service answered {response.status_code}: {response.text[:200]}"}
+            body = error_body(None, f"the results service answered {response.status_code}: {response.text[:200]}")
         return JSONResponse(body, status_code=response.status_code)
 
     proxy.__name__ = "stats" + path.replace("/", "_")  # distinct OpenAPI operation ids

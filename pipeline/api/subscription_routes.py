@@ -120,7 +120,8 @@ def recovery_router(replayer: Replayer, caller: Any) -> APIRouter:
     async def recover(body: dict[str, Any] = Body(...), who: Caller = Depends(caller)) -> dict:
         """Every subscription's dead letters since a time, sent again (admin tokens only)."""
         if not who.is_admin:
-            raise HTTPException(403, "recovering every subscription's failures needs an admin token")
+            raise HTTPException(403, {"field": "authorization",
+                                      "problem": "recovering every subscription's failures needs an admin token"})
         since = parse_moment(str(body.get("since", "")), "since")
         return {"redriven": await run_in_threadpool(replayer.redrive, since)}
 

@@ -64,6 +64,6 @@ def _reason(response: httpx.Response) -> str:
         error = response.json().get("error", response.text)
     except ValueError:
         return response.text[:200]
-    if isinstance(error, dict):  # a refused parameter: {"field", "problem"}
-        return f"{error.get('field')}: {error.get('problem')}"
+    if isinstance(error, dict):  # {"field", "problem"}; no field when no parameter is at fault
+        return f"{error['field']}: {error.get('problem')}" if error.get("field") else str(error.get("problem"))
     return str(error)

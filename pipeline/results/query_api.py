@@ -33,7 +33,8 @@ the dead-letter topic is stored as outcome `dead_lettered`; it is no HTTP attemp
                                                         events, subscriptions, last_seen}]}
     GET /v1/attempts/count[?subscription_id=&outcome=]     {"count": n}   (dead_lettered only if asked)
 
-Bad parameters answer 422 {"error": {"field", "problem"}}; a failing store 503 {"error": reason}.
+Bad parameters answer 422 {"error": {"field", "problem"}}; a failing store 503 {"error": {"field": null,
+"problem"}}.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from typing import Any
 
 from aiohttp import web
 
-from pipeline.errors import InvalidInput
+from pipeline.errors import InvalidInput, error_body
 from pipeline.results.queries import StatsQueries, json_safe, json_safe_row
 from pipeline.results.store import AsyncResultsStore
 
@@ -84,10 +85,10 @@ async def errors_as_json(request: web.Request, handler: Any) -> web.StreamRespon
     except web.HTTPException:
         raise
     except InvalidInput as exc:
-        return web.json_response({"error": {"field": exc.field, "problem": exc.problem}}, status=422)
+        return web.json_response(error_body(exc.field, exc.problem), status=422)
     except Exception as exc:
         logger.exception("query %s failed", request.path_qs)
-        return web.json_response({"error": f"results store query failed: {exc}"}, status=503)
+        return web.json_response(error_body(None, f"results store query failed: {exc}"), status=503)
 
 
 def create_query_app(store: AsyncResultsStore) -> web.Application:

@@ -55,7 +55,7 @@ def test_deliveries_go_on_while_clickhouse_is_down_and_every_aggregate_matches_t
     finally:
         script.stop()
 
-    assert down["status"] == 503 and "cannot reach ClickHouse" in down["error"]
+    assert down["status"] == 503 and "cannot reach ClickHouse" in down["error"]["problem"]
     assert down["committed"] == 0 and down["waiting"] >= sum(EXPECTED_REQUESTS.values())  # all waiting in Kafka
     _assert_matches_the_endpoints(answers, script, subscriptions)
     totals = {(row["outcome"], row["reason"]): row["decisions"] for row in answers["routing"]["totals"]}
