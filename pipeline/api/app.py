@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator
 
 from fastapi import FastAPI
 
-from pipeline.api.auth import caller_from, load_tokens
+from pipeline.api.auth import caller_from
 from pipeline.api.errors import install_error_handlers
 from pipeline.api.stats_routes import mount_dashboard, stats_router
 from pipeline.api.subscription_routes import recovery_router, subscription_router
@@ -24,6 +24,7 @@ from pipeline.subscriptions.commands import SubscriptionCommands
 from pipeline.subscriptions.model import Subscription
 from pipeline.subscriptions.table import SubscriptionTable
 from pipeline.subscriptions.writer import SubscriptionWriter
+from pipeline.tokens import load_tokens
 
 
 class WriteThroughWriter(SubscriptionWriter):

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
-from pipeline.api.auth import Caller
+from pipeline.tokens import Caller
 from pipeline.errors import InvalidInput
 from pipeline.producer.tasks import TaskPublisher, webhook_test_task
 from pipeline.replay.moments import parse_moment
