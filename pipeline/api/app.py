@@ -21,31 +21,15 @@ from pipeline.config import Settings
 from pipeline.producer.tasks import TaskPublisher
 from pipeline.replay.replayer import Replayer
 from pipeline.subscriptions.commands import SubscriptionCommands
-from pipeline.subscriptions.model import Subscription
 from pipeline.subscriptions.table import SubscriptionTable
 from pipeline.subscriptions.writer import SubscriptionWriter
 from pipeline.tokens import load_tokens
 
 
-class WriteThroughWriter(SubscriptionWriter):
-    """Puts what it writes into this process's table at once, so a read right after a write sees it."""
-
-    def __init__(self, settings: Settings, table: SubscriptionTable):
-        super().__init__(settings)
-        self.table = table
-
-    def put(self, subscription: Subscription) -> None:
-        super().put(subscription)
-        self.table.put_local(subscription)
-
-    def delete(self, subscription_id: str) -> None:
-        super().delete(subscription_id)
-        self.table.remove_local(subscription_id)
-
-
 def create_app(settings: Settings) -> FastAPI:
     table = SubscriptionTable(settings)
-    commands = SubscriptionCommands(WriteThroughWriter(settings, table), table.get)
+    # Each write waits until this process's table has read it, so a read right after it sees it.
+    commands = SubscriptionCommands(SubscriptionWriter(settings), table.get, table.settled_blocking)
     caller = caller_from(load_tokens(settings))
     results_url = f"http://127.0.0.1:{settings.results_port}"
 

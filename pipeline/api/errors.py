@@ -1,7 +1,7 @@
 """Every error the admin API answers has one shape: {"error": {"field": name or null, "problem": text}}.
 
 Refused input (ours or FastAPI's: a body that is not JSON, a query parameter of the wrong type)
-names the field and answers 422; an unknown subscription 404; a token
+names the field and answers 422; an unknown subscription 404; a stale If-Match 412; a token
 refused 401 or 403 (field `authorization`); a service that is down 503; anything else 500.
 """
 
@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from pipeline.errors import InvalidInput, PipelineError, error_body
-from pipeline.subscriptions.commands import UnknownSubscription
+from pipeline.subscriptions.commands import UnknownSubscription, VersionConflict
 
 log = logging.getLogger(__name__)
 REQUEST_PARTS = ("body", "query", "header", "path", "cookie")
@@ -36,7 +36,7 @@ def error_response(status: int, field: str | None, problem: str, headers: dict[s
 
 async def _invalid_input(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, InvalidInput)
-    status = 404 if isinstance(exc, UnknownSubscription) else 422
+    status = 404 if isinstance(exc, UnknownSubscription) else 412 if isinstance(exc, VersionConflict) else 422
     return error_response(status, exc.field, exc.problem)
 
 

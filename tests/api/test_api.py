@@ -194,3 +194,30 @@ def test_every_other_error_has_the_apis_own_shape_too(client: TestClient) -> Non
     numeric = client.post("/v1/subscriptions", json={"name": "x", "url": "http://2130706433/", "event_types": ["*"]},
                           headers=ADMIN)
     assert error_of(numeric, 422)["field"] == "url"
+
+
+@pytest.mark.integration
+def test_changes_carry_the_version_and_if_match_refuses_a_stale_one(client: TestClient, settings: Settings) -> None:
+    created = client.post("/v1/subscriptions", json={"name": "v", **HOOK}, headers=ADMIN)
+    subscription_id = created.json()["id"]
+    assert (created.json()["version"], created.headers["etag"]) == (1, '"1"')
+    path = f"/v1/subscriptions/{subscription_id}"
+    assert client.get(path, headers=ADMIN).headers["etag"] == '"1"'
+    renamed = client.patch(path, json={"name": "renamed"}, headers=ADMIN | {"If-Match": '"1"'})
+    assert (renamed.status_code, renamed.json()["version"], renamed.headers["etag"]) == (200, 2, '"2"')
+
+    before = end_offset(settings)
+    for method, suffix, kwargs in [("patch", "", {"json": {"name": "stale"}}), ("post", "/pause", {}),
+                                   ("post", "/rotate-secret", {}), ("delete", "", {})]:
+        stale = getattr(client, method)(path + suffix, headers=ADMIN | {"If-Match": '"1"'}, **kwargs)
+        error = error_of(stale, 412)
+        assert error["field"] == "If-Match" and "version 2" in error["problem"], (method, suffix)
+    assert end_offset(settings) == before  # nothing written
+    assert error_of(client.patch(path, json={"name": "x"}, headers=ADMIN | {"If-Match": "two"}), 422)["field"] == "If-Match"
+
+    paused = client.post(f"{path}/pause", headers=ADMIN | {"If-Match": 'W/"2"'})
+    rotated = client.post(f"{path}/rotate-secret", headers=ADMIN | {"If-Match": "*"})
+    assert (paused.json()["version"], rotated.json()["version"], rotated.headers["etag"]) == (3, 4, '"4"')
+    stored = read_snapshot(settings)[subscription_id]
+    assert (stored.version, stored.name, stored.active, stored.secret) == (4, "renamed", False, rotated.json()["secret"])
+    assert client.delete(path, headers=ADMIN | {"If-Match": '"4"'}).status_code == 204
