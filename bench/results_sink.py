@@ -78,7 +78,8 @@ def results_service(settings: Settings) -> Iterator[str]:
     base_url = f"http://127.0.0.1:{settings.results_port}"
     try:
         produce(settings, [attempt_record("warm-up", n) for n in range(WARM_UP_ROWS)])  # group join, first inserts
-        wait_for(lambda: stored(base_url, client_token(settings)) >= WARM_UP_ROWS, 120, "the results service to store the warm-up")
+        token = client_token(settings)
+        wait_for(lambda: stored(base_url, token) >= WARM_UP_ROWS, 120, "the results service to store the warm-up")
         yield base_url
     finally:
         process.terminate()
@@ -104,7 +105,8 @@ def attempt_to_queryable_lag_ms(settings: Settings, base_url: str, samples: int 
         subscription_id = f"lag-{uuid.uuid4().hex[:12]}"
         produce(settings, [attempt_record(subscription_id, n)], producer)
         sent = time.perf_counter()
-        wait_for(lambda subscription=subscription_id: _visible(base_url, token, subscription), 60, f"attempt {n} queryable")
+        wait_for(lambda subscription=subscription_id: _visible(base_url, token, subscription), 60,
+                 f"attempt {n} queryable")
         lags.append((time.perf_counter() - sent) * 1000)
     lags.sort()
     return lags[len(lags) // 2], lags[min(len(lags) - 1, int(len(lags) * 0.99))]

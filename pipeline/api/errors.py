@@ -51,7 +51,8 @@ async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
 
 def _problem(error: dict[str, Any]) -> str:
     if error["type"] == "json_invalid":
-        return f"is not valid JSON: {error.get('ctx', {}).get('error', 'cannot be decoded')} at character {error['loc'][-1]}"
+        reason = error.get("ctx", {}).get("error", "cannot be decoded")
+        return f"is not valid JSON: {reason} at character {error['loc'][-1]}"
     if tuple(error["loc"]) == ("body",):
         required = "is required: " if error["type"] == "missing" else "must be "
         return required + "a JSON object, sent with Content-Type: application/json"

@@ -75,7 +75,8 @@ def subscription_router(table: SubscriptionTable, commands: SubscriptionCommands
                     if_match: str | None = IF_MATCH) -> dict:
         """Stop deliveries; events published while paused are dropped (counted as `paused`)."""
         visible(subscription_id, who)
-        paused = await run_in_threadpool(commands.update, subscription_id, {"active": False}, expected_version(if_match))
+        paused = await run_in_threadpool(commands.update, subscription_id, {"active": False},
+                                         expected_version(if_match))
         return tagged(paused, response)
 
     @router.post("/{subscription_id}/resume")
@@ -83,7 +84,8 @@ def subscription_router(table: SubscriptionTable, commands: SubscriptionCommands
                      if_match: str | None = IF_MATCH) -> dict:
         """Deliver again; a subscription the pipeline disabled is enabled and drains its backlog in order."""
         visible(subscription_id, who)
-        resumed = await run_in_threadpool(commands.update, subscription_id, {"active": True}, expected_version(if_match))
+        resumed = await run_in_threadpool(commands.update, subscription_id, {"active": True},
+                                          expected_version(if_match))
         return tagged(resumed, response)
 
     @router.post("/{subscription_id}/rotate-secret")

@@ -40,7 +40,7 @@ def _print_tour(settings: Settings) -> None:
         console.print(f"API token      {token_file} (admin; set PIPELINE_API_TOKENS for tenant tokens)")
         console.print(f"dashboard      http://127.0.0.1:{settings.api_port}/dashboard/#token={token}",
                       soft_wrap=True)
-    console.print(f"results/stats  http://127.0.0.1:{settings.results_port}/v1/stats (with the API token, like the API)")
+    console.print(f"results/stats  http://127.0.0.1:{settings.results_port}/v1/stats (with the API token)")
     console.print("deliveries     to 127.0.0.0/8 over http allowed for local trying "
                   "(PIPELINE_ALLOWED_NETWORKS, PIPELINE_ALLOW_HTTP)")
     console.print("\nTry it, in another terminal (after `. .venv/bin/activate`):")

@@ -59,7 +59,8 @@ class SubscriptionCommands:
             raise InvalidInput("id", f"subscription {subscription.id!r} exists already")
         return subscription
 
-    def update(self, subscription_id: str, changes: dict[str, Any], expected_version: int | None = None) -> Subscription:
+    def update(self, subscription_id: str, changes: dict[str, Any],
+               expected_version: int | None = None) -> Subscription:
         return self.change(subscription_id, lambda current: current.patched(changes), expected_version)
 
     def rotate_secret(self, subscription_id: str, overlap: timedelta, new: str | None = None,

@@ -21,7 +21,8 @@ ACME = {"Authorization": "Bearer tok_acme"}
 
 
 class FakeResults(BaseHTTPRequestHandler):
-    """Answers with what it was asked (and the token it was asked with); /v1/errors answers 422 as the real service does for a bad parameter."""
+    """Answers with what it was asked and the token it was asked with; /v1/errors answers 422 as the
+    real service does for a bad parameter."""
 
     def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
         parts = urlsplit(self.path)

@@ -34,7 +34,8 @@ from tests.topics import every_record
 pytestmark = pytest.mark.integration
 
 SECRET = "whsec_" + base64.b64encode(b"pl4nted-signing-key-0123456789").decode()
-BASIC_PASSWORD, BEARER, API_KEY, URL_PASSWORD = "pl4nted-basic-pw", "pl4nted-bearer", "pl4nted-api-key", "pl4nted-url-pw"
+BASIC_PASSWORD, BEARER, API_KEY = "pl4nted-basic-pw", "pl4nted-bearer", "pl4nted-api-key"
+URL_PASSWORD = "pl4nted-url-pw"
 PIN = "pl4nted-pin-4711"  # a header whose name says nothing: shown to its owner, sealed at rest
 STATUS = {"/ok": 204, "/gone": 410, "/fail": 500}
 DUMP_TABLES = """
@@ -118,8 +119,8 @@ def _plant_and_deliver(settings: Settings, receiver: Receiver) -> tuple[list[str
     wait_until(lambda: results.get("/v1/attempts/count", params={"outcome": "dead_lettered"}).json()["count"],
                what="the dead letter of /fail stored")
     events = f"{settings.topic_prefix}events"
-    wait_until(lambda: any(b"pipeline.subscription.disabled" in (r.value or b"") for r in every_record(settings, events)),
-               what="the operator event of /gone disabled")
+    wait_until(lambda: any(b"pipeline.subscription.disabled" in (record.value or b"")
+                           for record in every_record(settings, events)), what="the operator event of /gone disabled")
     answers = [json.dumps(attempts), results.get("/v1/errors", params={"from": "1h"}).text,
                api.get("/v1/attempts", params={"limit": 50}).text, api.get("/v1/errors").text]
     listed = api.get("/v1/subscriptions").text

@@ -113,7 +113,8 @@ def test_a_sigkilled_results_service_restarts_with_exact_counts(kafka_settings, 
     processes = [_start_service(settings, log_path)]
     try:
         producer.start()
-        wait_until(lambda: (_count(base_url, admin_token) or 0) > 0, timeout_s=60, interval_s=0.05, what="the first stored attempts")
+        wait_until(lambda: (_count(base_url, admin_token) or 0) > 0, timeout_s=60, interval_s=0.05,
+                   what="the first stored attempts")
         processes[0].send_signal(signal.SIGKILL)
         processes[0].wait(10)
         producer.join(60)
