@@ -99,8 +99,7 @@ class SubscriptionCommands:
 
     def commit(self, written: Subscription) -> bool:
         """Writes a change; True unless it lost to another one made from the same version."""
-        position = self.writer.put(written)
-        if self.settle is None or self.settle(position):
+        if self._settle(self.writer.put(written)):
             return True
         log.info("a change of subscription %s made from version %s lost to a change made meanwhile",
                  written.id, written.based_on)
