@@ -31,6 +31,7 @@ from pipeline.devstack.kafka_broker import KafkaBroker
 from pipeline.kafka.admin import delete_topics_with_prefix, ensure_core_topics
 from pipeline.kafka.clients import flush_or_raise, reliable_producer
 from pipeline.results import client
+from pipeline.tokens import client_token
 from pipeline.topics import TopicNames
 
 ROWS = int(os.environ.get("BENCH_SINK_ROWS", "200000"))
@@ -62,9 +63,9 @@ def produce(settings: Settings, records: list[dict[str, Any]], producer: Produce
     flush_or_raise(producer)
 
 
-def stored(base_url: str) -> int:
+def stored(base_url: str, token: str) -> int:
     try:
-        return client.count_attempts(base_url, timeout_s=5)
+        return client.count_attempts(base_url, token=token, timeout_s=5)
     except Exception:  # starting, or busy: asked again
         return -1
 
@@ -77,7 +78,8 @@ def results_service(settings: Settings) -> Iterator[str]:
     base_url = f"http://127.0.0.1:{settings.results_port}"
     try:
         produce(settings, [attempt_record("warm-up", n) for n in range(WARM_UP_ROWS)])  # group join, first inserts
-        wait_for(lambda: stored(base_url) >= WARM_UP_ROWS, 120, "the results service to store the warm-up")
+        token = client_token(settings)
+        wait_for(lambda: stored(base_url, token) >= WARM_UP_ROWS, 120, "the results service to store the warm-up")
         yield base_url
     finally:
         process.terminate()
@@ -87,29 +89,32 @@ def results_service(settings: Settings) -> Iterator[str]:
 def sink_rows_per_second(settings: Settings, base_url: str, rows: int = ROWS) -> float:
     """Attempts produced as fast as Kafka takes them; rows per second until the last one is stored."""
     records = [attempt_record(f"sub-{n % SUBSCRIPTIONS}", n) for n in range(rows)]
-    before = stored(base_url)
+    token = client_token(settings)
+    before = stored(base_url, token)
     started = time.perf_counter()
     produce(settings, records)
-    wait_for(lambda: stored(base_url) >= before + rows, 600, f"{rows} attempts stored")
+    wait_for(lambda: stored(base_url, token) >= before + rows, 600, f"{rows} attempts stored")
     return rows / (time.perf_counter() - started)
 
 
 def attempt_to_queryable_lag_ms(settings: Settings, base_url: str, samples: int = LAG_SAMPLES) -> tuple[float, float]:
     """p50 and p99 of the time from one attempt acknowledged by Kafka to its row answered by the query API."""
-    lags = []
+    lags, token = [], client_token(settings)
     producer = reliable_producer(settings, **{"linger.ms": 0})  # one record at a time: sent at once
     for n in range(samples):
         subscription_id = f"lag-{uuid.uuid4().hex[:12]}"
         produce(settings, [attempt_record(subscription_id, n)], producer)
         sent = time.perf_counter()
-        wait_for(lambda subscription=subscription_id: _visible(base_url, subscription), 60, f"attempt {n} queryable")
+        wait_for(lambda subscription=subscription_id: _visible(base_url, token, subscription), 60,
+                 f"attempt {n} queryable")
         lags.append((time.perf_counter() - sent) * 1000)
     lags.sort()
     return lags[len(lags) // 2], lags[min(len(lags) - 1, int(len(lags) * 0.99))]
 
 
-def _visible(base_url: str, subscription_id: str) -> bool:
-    return bool(client.fetch(base_url, "/v1/attempts", {"subscription_id": subscription_id, "limit": "1"})["attempts"])
+def _visible(base_url: str, token: str, subscription_id: str) -> bool:
+    query = {"subscription_id": subscription_id, "limit": "1"}
+    return bool(client.fetch(base_url, "/v1/attempts", query, token=token)["attempts"])
 
 
 def run(rows: int = ROWS, samples: int = LAG_SAMPLES) -> dict[str, Any]:

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
         None, description="Fernet key sealing subscription secrets at rest; a local key file when unset.")
     api_tokens: SecretStr | None = Field(
         None, description='JSON {"token": "tenant" or "*"}; a local admin token file when unset.')
+    api_token: SecretStr | None = Field(
+        None, description="The token the CLI presents to the results service; an admin token of api_tokens when unset.")
     secret_rotation_overlap_s: float = Field(86_400, description="How long a rotated-out secret keeps signing.")
 
     http_client: str = Field("aiohttp", pattern="^(aiohttp|httpx)$")

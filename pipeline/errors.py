@@ -19,6 +19,11 @@ class InvalidInput(PipelineError):
         self.problem = problem
 
 
+def error_body(field: str | None, problem: str) -> dict[str, dict[str, str | None]]:
+    """The one shape of every error the HTTP APIs answer; `field` is None when no input is at fault."""
+    return {"error": {"field": field, "problem": problem}}
+
+
 class InvalidEvent(InvalidInput):
     pass
 

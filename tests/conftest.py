@@ -109,6 +109,14 @@ def fresh_settings(kafka_bootstrap: str, tmp_path: Path, clickhouse_server: str 
     delete_topics_with_prefix(kafka_bootstrap, prefix)
 
 
+def results_auth(settings: Settings) -> dict[str, str]:
+    """The header a test presents to a results service run with these settings (the stages find
+    the same admin token in the data directory, or in PIPELINE_API_TOKENS)."""
+    from pipeline.tokens import client_token
+
+    return {"Authorization": f"Bearer {client_token(settings)}"}
+
+
 def stage_env(settings: Settings) -> dict[str, str]:
     """The environment that points a stage process at one test's settings."""
     env = os.environ.copy()
@@ -130,4 +138,6 @@ def stage_env(settings: Settings) -> dict[str, str]:
         "PIPELINE_AUTO_DISABLE_AFTER_S": str(settings.auto_disable_after_s),
         "PIPELINE_AUTO_DISABLE_MIN_FAILURES": str(settings.auto_disable_min_failures),
     })
+    if settings.api_tokens:  # otherwise every stage finds the admin token made once in the data directory
+        env["PIPELINE_API_TOKENS"] = settings.api_tokens.get_secret_value()
     return env

@@ -11,41 +11,25 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any, AsyncIterator
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
-from pipeline.api.auth import caller_from, load_tokens
+from pipeline.api.auth import caller_from
+from pipeline.api.errors import install_error_handlers
 from pipeline.api.stats_routes import mount_dashboard, stats_router
 from pipeline.api.subscription_routes import recovery_router, subscription_router
 from pipeline.config import Settings
-from pipeline.errors import InvalidInput
 from pipeline.producer.tasks import TaskPublisher
 from pipeline.replay.replayer import Replayer
-from pipeline.subscriptions.commands import SubscriptionCommands, UnknownSubscription
-from pipeline.subscriptions.model import Subscription
+from pipeline.subscriptions.commands import SubscriptionCommands
 from pipeline.subscriptions.table import SubscriptionTable
 from pipeline.subscriptions.writer import SubscriptionWriter
-
-
-class WriteThroughWriter(SubscriptionWriter):
-    """Puts what it writes into this process's table at once, so a read right after a write sees it."""
-
-    def __init__(self, settings: Settings, table: SubscriptionTable):
-        super().__init__(settings)
-        self.table = table
-
-    def put(self, subscription: Subscription) -> None:
-        super().put(subscription)
-        self.table.put_local(subscription)
-
-    def delete(self, subscription_id: str) -> None:
-        super().delete(subscription_id)
-        self.table.remove_local(subscription_id)
+from pipeline.tokens import load_tokens
 
 
 def create_app(settings: Settings) -> FastAPI:
     table = SubscriptionTable(settings)
-    commands = SubscriptionCommands(WriteThroughWriter(settings, table), table.get)
+    # Each write waits until this process's table has read it, so a read right after it sees it.
+    commands = SubscriptionCommands(SubscriptionWriter(settings), table.get, table.settled_blocking)
     caller = caller_from(load_tokens(settings))
     results_url = f"http://127.0.0.1:{settings.results_port}"
 
@@ -63,10 +47,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(subscription_router(table, commands, TaskPublisher(settings), replayer, caller,
                                            timedelta(seconds=settings.secret_rotation_overlap_s)))
 
-    @app.exception_handler(InvalidInput)
-    async def invalid_input(_: Request, exc: InvalidInput) -> JSONResponse:
-        status = 404 if isinstance(exc, UnknownSubscription) else 422
-        return JSONResponse({"error": {"field": exc.field, "problem": exc.problem}}, status_code=status)
+    install_error_handlers(app)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:

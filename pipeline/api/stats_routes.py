@@ -6,7 +6,8 @@ JSON, the same status (422 for bad parameters, 503 when the store fails). The ro
 parameters are documented in pipeline.results.query_api.
 
 A tenant's token sees its own tenant only: its requests are sent with that tenant as a filter,
-and asking for another tenant is refused (422, like the subscription routes).
+and asking for another tenant is refused (422, like the subscription routes). The caller's token
+goes along, and the results service checks and scopes it the same way.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from pipeline.api.auth import Caller
-from pipeline.errors import InvalidInput
+from pipeline.errors import ServiceError, error_body
+from pipeline.tokens import Caller
 
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboard"
 TIMEOUT_S = 10.0
@@ -50,27 +51,20 @@ def stats_router(results_url: str, caller: Any, *, timeout_s: float = TIMEOUT_S)
     return router
 
 
-def scoped_parameters(query: dict[str, str], who: Caller) -> dict[str, str]:
-    """The query parameters with a tenant token's tenant forced as the tenant filter."""
-    if who.is_admin:
-        return query
-    if query.get("tenant", who.tenant) not in ("", who.tenant):
-        raise InvalidInput("tenant", "a tenant token sees the statistics of its own tenant only")
-    return query | {"tenant": who.tenant}
-
-
 def _proxy(results_url: str, path: str, caller: Any, timeout_s: float) -> Any:
     async def proxy(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
-        params = scoped_parameters(dict(request.query_params), who)
+        params = who.scoped(request.query_params)
+        # The caller's own token: the results service checks and scopes it as this API does.
+        forwarded = {"authorization": request.headers.get("authorization", "")}
         async with httpx.AsyncClient(timeout=timeout_s) as client:
             try:
-                response = await client.get(f"{results_url}{path}", params=params)
+                response = await client.get(f"{results_url}{path}", params=params, headers=forwarded)
             except httpx.TransportError as exc:
-                raise HTTPException(503, f"the results service at {results_url} is not answering: {exc}") from exc
+                raise ServiceError(f"the results service at {results_url} is not answering: {exc}") from exc
         try:
             body = response.json()
         except ValueError:
-            body = {"error": f"the results service answered {response.status_code}: {response.text[:200]}"}
+            body = error_body(None, f"the results service answered {response.status_code}: {response.text[:200]}")
         return JSONResponse(body, status_code=response.status_code)
 
     proxy.__name__ = "stats" + path.replace("/", "_")  # distinct OpenAPI operation ids

@@ -7,11 +7,11 @@ import logging
 import typer
 
 from pipeline.cli.output import console
-from pipeline.api.auth import local_admin_token
 from pipeline.config import Settings
 from pipeline.devstack.kafka_broker import KafkaBroker
 from pipeline.devstack.stack import run_stack
 from pipeline.kafka.admin import broker_answers, ensure_core_topics
+from pipeline.tokens import local_admin_token
 
 DEMO_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Standard Webhooks example secret, for the tour
 kafka = typer.Typer(help="The local Kafka broker (a real one, fetched from Maven Central once).", no_args_is_help=True)
@@ -40,7 +40,7 @@ def _print_tour(settings: Settings) -> None:
         console.print(f"API token      {token_file} (admin; set PIPELINE_API_TOKENS for tenant tokens)")
         console.print(f"dashboard      http://127.0.0.1:{settings.api_port}/dashboard/#token={token}",
                       soft_wrap=True)
-    console.print(f"results/stats  http://127.0.0.1:{settings.results_port}/v1/stats")
+    console.print(f"results/stats  http://127.0.0.1:{settings.results_port}/v1/stats (with the API token)")
     console.print("deliveries     to 127.0.0.0/8 over http allowed for local trying "
                   "(PIPELINE_ALLOWED_NETWORKS, PIPELINE_ALLOW_HTTP)")
     console.print("\nTry it, in another terminal (after `. .venv/bin/activate`):")

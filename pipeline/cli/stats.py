@@ -4,7 +4,8 @@
 other questions: `traffic` (over time), `summary` (per key over a range), `last [SUB]` (the last
 attempts of a subscription, with `--headers` what they sent), `errors` (the error log and its
 reasons), `routing` (drops by reason).
-Times: ISO 8601, `now`, or an age such as 15m, 2h, 7d.
+Times: ISO 8601, `now`, or an age such as 15m, 2h, 7d. The results service is asked with
+PIPELINE_API_TOKEN, or an admin token of PIPELINE_API_TOKENS (the local one when unset).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pipeline.cli.output import console, errors
 from pipeline.config import Settings
 from pipeline.errors import ServiceError
 from pipeline.results.client import fetch, fetch_stats
+from pipeline.tokens import client_token
 
 stats_app = typer.Typer(help="Delivery statistics from the results service.", no_args_is_help=False)
 
@@ -49,10 +51,10 @@ def overview(
     ),
 ) -> None:
     """Delivered, failed and attempted deliveries, and latency percentiles, per subscription (all time)."""
-    ctx.obj = {"results_url": results_url}
+    ctx.obj = {"results_url": results_url, "token": _answer(lambda: client_token(Settings()))}
     if ctx.invoked_subcommand is not None:
         return
-    rows = _answer(lambda: fetch_stats(results_url, subscription))
+    rows = _answer(lambda: fetch_stats(results_url, subscription, token=ctx.obj["token"]))
     if not rows:
         typer.echo("No delivery attempts recorded yet." if subscription is None else f"No attempts for {subscription}.")
         return
@@ -66,7 +68,7 @@ def traffic(ctx: typer.Context, since: str = SINCE, until: str | None = UNTIL,
     """Attempts, failures, error rate and latency per time step and key (quiet steps left out)."""
     query = {"from": since, "to": until, "step": str(step) if step else None, "by": by,
              "subscription_id": subscription, "tenant": tenant, "event_type": event_type}
-    body = _answer(lambda: fetch(_url(ctx, results_url), "/v1/stats/traffic", query))
+    body = _answer(lambda: _fetch(ctx, results_url, "/v1/stats/traffic", query))
     rows = [[_utc(time), s["key"], s["attempts"][i], s["failed"][i], _percent(s["error_rate"][i]),
              _millis(s["p50_ms"][i]), _millis(s["p95_ms"][i]), _millis(s["p99_ms"][i])]
             for s in body["series"] for i, time in enumerate(body["times"]) if s["attempts"][i]]
@@ -82,7 +84,7 @@ def summary(ctx: typer.Context, since: str = SINCE, until: str | None = UNTIL, b
     """Totals per key over a time range: outcomes, status classes, retries, latency."""
     query = {"from": since, "to": until, "by": by, "subscription_id": subscription, "tenant": tenant,
              "event_type": event_type}
-    body = _answer(lambda: fetch(_url(ctx, results_url), "/v1/stats/summary", query))
+    body = _answer(lambda: _fetch(ctx, results_url, "/v1/stats/summary", query))
     rows = [[row["key"], row["attempts"], row["succeeded"], row["failed"], _percent(row["error_rate"]),
              row["succeeded_on_retry"], row.get("dead_lettered", 0), _millis(row["p50_ms"]), _millis(row["p95_ms"]),
              _millis(row["p99_ms"]), _counts(row["statuses"])] for row in body["rows"]]
@@ -102,7 +104,7 @@ def last(ctx: typer.Context,
     if subscription_id and subscription and subscription_id != subscription:
         raise typer.BadParameter("give the subscription once, as SUB or --subscription", param_hint="SUB")
     query = {"subscription_id": subscription_id or subscription, "tenant": tenant, "limit": str(limit)}
-    body = _answer(lambda: fetch(_url(ctx, results_url), "/v1/attempts", query))
+    body = _answer(lambda: _fetch(ctx, results_url, "/v1/attempts", query))
     rows = [[_utc(a["started_at"]), a["subscription_id"], a["event_type"], a["attempt"], a["status_code"] or "-",
              a["outcome"], _millis(a["latency_ms"]), (a["error"] or a["response_body"] or "")[:60]]
             + ([_header_lines(a.get("request_headers") or {})] if headers else [])
@@ -123,7 +125,7 @@ def error_log(ctx: typer.Context, since: str = SINCE, until: str | None = UNTIL,
     """Why attempts failed (counts per reason), then the failed attempts, newest first."""
     query = {"from": since, "to": until, "subscription_id": subscription, "tenant": tenant, "event_type": event_type,
              "limit": str(limit)}
-    body = _answer(lambda: fetch(_url(ctx, results_url), "/v1/errors", query))
+    body = _answer(lambda: _fetch(ctx, results_url, "/v1/errors", query))
     reasons = [[r["outcome"], r["status_code"] or "-", r["reason"], r["attempts"], r["events"],
                 _utc(r["last_seen"])] for r in body["reasons"]]
     _print("Failure reasons", ["outcome", "status", "reason", "attempts", "events", "last seen"], reasons,
@@ -139,7 +141,7 @@ def routing(ctx: typer.Context, since: str = SINCE, until: str | None = UNTIL, t
             event_type: str | None = EVENT_TYPE, results_url: str | None = RESULTS_URL) -> None:
     """Events routed, and events dropped by reason (no_match, paused, filtered, invalid)."""
     query = {"from": since, "to": until, "tenant": tenant, "event_type": event_type}
-    body = _answer(lambda: fetch(_url(ctx, results_url), "/v1/stats/routing", query))
+    body = _answer(lambda: _fetch(ctx, results_url, "/v1/stats/routing", query))
     rows = [[row["outcome"], row["reason"] or "-", row["decisions"], row["routes"]] for row in body["totals"]]
     _print(f"Routing since {_utc(body['from'])}", ["outcome", "reason", "events", "deliveries"], rows,
            "No routing decisions in this range.")
@@ -160,8 +162,9 @@ def stats_table(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
-def _url(ctx: typer.Context, results_url: str | None) -> str:
-    return results_url or ctx.obj["results_url"]
+def _fetch(ctx: typer.Context, results_url: str | None, path: str, query: dict[str, str | None]) -> dict[str, Any]:
+    """The results service's answer, asked with the CLI's token (see pipeline.tokens.client_token)."""
+    return fetch(results_url or ctx.obj["results_url"], path, query, token=ctx.obj["token"])
 
 
 def _answer(call: Any) -> Any:

@@ -16,7 +16,7 @@ from pipeline.producer.tasks import TaskPublisher, webhook_test_task
 from pipeline.router.matching import type_matches
 from pipeline.subscriptions.commands import SubscriptionCommands
 from pipeline.subscriptions.model import Subscription
-from pipeline.subscriptions.snapshot import read_snapshot
+from pipeline.subscriptions.snapshot import Snapshot, read_snapshot
 from pipeline.subscriptions.writer import SubscriptionWriter
 
 subscriptions = typer.Typer(help="Manage subscriptions (endpoints and the events they receive).", no_args_is_help=True)
@@ -27,8 +27,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _commands(settings: Settings) -> SubscriptionCommands:
-    current = read_snapshot(settings)
-    return SubscriptionCommands(SubscriptionWriter(settings), current.get)
+    """Commands that read the topic again after each write, to see it won (pipeline.subscriptions.commands)."""
+    snapshot = Snapshot(settings)
+    return SubscriptionCommands(SubscriptionWriter(settings), snapshot.get, snapshot.settle)
 
 
 def _fields_from_json(raw: str | None) -> dict[str, Any]:

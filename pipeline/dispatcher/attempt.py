@@ -69,7 +69,8 @@ async def attempt_delivery(transport: HttpTransport, subscription: Subscription,
         outcome, error = "connection_error", str(exc) or "connection failed"
     latency_ms = (time.perf_counter() - clock) * 1000
     common = _common(subscription, attempt, started, latency_ms, outcome, error, len(request.body), response)
-    common["request_headers"] = masked(request.headers)  # credentials never reach ClickHouse
+    # Credentials never reach ClickHouse, nor the subscription's own header values, sealed at rest.
+    common["request_headers"] = masked(request.headers, {name.lower() for name in subscription.headers})
     return AttemptOutcome(records=[_record(task, common) for task in tasks], response=response)
 
 

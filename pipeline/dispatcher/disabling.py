@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from pipeline.config import Settings
 from pipeline.models import utcnow
 from pipeline.producer import EventPublisher
+from pipeline.subscriptions.commands import SubscriptionCommands
 from pipeline.subscriptions.model import Subscription
 from pipeline.subscriptions.table import SubscriptionTable
 from pipeline.subscriptions.writer import SubscriptionWriter
@@ -57,22 +58,30 @@ class FailureStreaks:
 
 
 class Disabler:
+    """Disables a subscription as of the version its failing delivery was made with: a change made
+    meanwhile (a rotated secret, a new URL) wins over the disabling, and the next delivery, made
+    with that change, decides again. Only a disabling that took effect is announced."""
+
     def __init__(self, settings: Settings, table: SubscriptionTable):
         self.table = table
-        self._writer = SubscriptionWriter(settings)
+        self._commands = SubscriptionCommands(SubscriptionWriter(settings), table.get, table.settled_blocking)
         self._publisher = EventPublisher(settings)
 
-    async def disable(self, subscription: Subscription, reason: str) -> None:
+    async def disable(self, subscription: Subscription, reason: str) -> bool:
+        """True when this call disabled it."""
         current = self.table.get(subscription.id)
-        if current is None or not current.active:
-            return  # another lane got there first, or an operator did
-        disabled = current.disabled(reason)
-        self.table.put_local(disabled)
-        await asyncio.to_thread(self._write, disabled, reason)
+        if current is None or not current.active or current.version != subscription.version:
+            return False  # deleted, paused or disabled by someone else, or changed since that delivery
+        disabled = subscription.disabled(reason)
+        if not await asyncio.to_thread(self._commands.commit, disabled):
+            log.info("not disabling subscription %s: it changed after version %d failed", subscription.id,
+                     subscription.version)
+            return False
+        await asyncio.to_thread(self._announce, disabled, reason)
         log.warning("disabled subscription %s (%s): %s", subscription.id, subscription.url, reason)
+        return True
 
-    def _write(self, disabled: Subscription, reason: str) -> None:
-        self._writer.put(disabled)
+    def _announce(self, disabled: Subscription, reason: str) -> None:
         data = {"subscription_id": disabled.id, "name": disabled.name, "url": disabled.url, "reason": reason}
         self._publisher.publish_fields(type=DISABLED_EVENT, source="dispatcher", tenant=disabled.tenant,
                                        ordering_key=disabled.id, data=json.dumps(data).encode())

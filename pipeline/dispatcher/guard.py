@@ -10,7 +10,8 @@ Because the check runs on the resolver's answer for this very connection, a name
 to a public address when first looked at and to a private one later (DNS rebinding) is caught.
 
 - aiohttp: `GuardedResolver` is the connector's resolver. aiohttp does not call a resolver for
-  an IP-literal host, so `Guard.check_url` checks those before the request.
+  an IP-literal host, so `Guard.check_url` checks those before the request, and refuses the
+  hosts only a resolver reads as an address (`2130706433`, `0x7f000001`, `0177.0.0.1`).
 - httpx: `GuardedBackend` is httpcore's network backend; it resolves through the same
   `GuardedResolver` and connects only to the addresses that passed.
 """
@@ -28,6 +29,8 @@ import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.helpers import is_ip_address
 from aiohttp.resolver import DefaultResolver
+
+from pipeline.subscriptions.urls import host_problem
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -138,6 +141,8 @@ class Guard:
         host = parsed.raw_host
         if not host:
             return f"{url}: no host"
+        if problem := host_problem(host):  # 2130706433 and the like: the resolver would read an address
+            return f"{url}: {problem}"
         return self.refusal(host, host) if is_ip_address(host) else None
 
 

@@ -12,6 +12,9 @@ sends the request:
 - redirects are never followed (a 3xx is the endpoint's answer, and a failure);
 - the timeout bounds the whole exchange, body included, not each socket operation;
 - the response body is read only up to a cap, then the connection is dropped, not drained;
+- the request's headers are sent as given: the client adds none of its own (no User-Agent,
+  Accept, Accept-Encoding or Content-Type), only Host and Content-Length, so a header a
+  subscription removed (`null`) is really not sent;
 - response header names come back lower-case;
 - no response at all comes out as one of these:
 
@@ -44,6 +47,8 @@ from pipeline.errors import PipelineError
 RESPONSE_BODY_CAP = 64 * 1024
 DEFAULT_MAX_CONNECTIONS_PER_HOST = 32
 HTTPX_MAX_POOLS = 256  # httpx clients kept, one per endpoint; the least recently used is closed
+# Headers the client libraries add by themselves: the request says which it sends.
+LIBRARY_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 
 
 class DeliveryError(PipelineError):
@@ -103,7 +108,7 @@ class AiohttpTransport:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=self.max_connections_per_host,
                                              ttl_dns_cache=60, resolver=self._resolver)
-            self._session = aiohttp.ClientSession(connector=connector)
+            self._session = aiohttp.ClientSession(connector=connector, skip_auto_headers=LIBRARY_HEADERS)
         return self._session
 
     async def send(self, method: str, url: str, headers: Mapping[str, str], body: bytes,
@@ -183,7 +188,10 @@ class HttpxTransport:
         if not hasattr(pool, "_network_backend"):
             raise RuntimeError("this httpx version cannot take the SSRF guard: use the aiohttp client")
         pool._network_backend = GuardedBackend(self._resolver)  # noqa: SLF001
-        return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False)
+        client = httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False)
+        for name in (*LIBRARY_HEADERS, "Connection"):  # HTTP/1.1 keeps connections alive without it
+            client.headers.pop(name, None)
+        return client
 
     async def _exchange(self, client: httpx.AsyncClient, request: httpx.Request) -> HttpResponse:
         response = await client.send(request, stream=True)

@@ -56,14 +56,16 @@ class AcknowledgedSender:
         self._poller = threading.Thread(target=self._serve_acknowledgements, name="acknowledgements", daemon=True)
         self._poller.start()
 
-    def send(self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | None = None) -> None:
+    def send(self, topic: str, key: bytes | None, value: bytes | None,
+             headers: list[tuple[str, bytes]] | None = None) -> Message:
+        """The record as written, with its partition and offset."""
         from pipeline.errors import ServiceError
 
-        acknowledged: Future[None] = Future()
+        acknowledged: Future[Message] = Future()
         self._producer.produce(topic, key=key, value=value, headers=headers,
-                               on_delivery=lambda error, _: _settle(acknowledged, error))
+                               on_delivery=lambda error, message: _settle(acknowledged, error, message))
         try:
-            acknowledged.result(self._timeout_s)
+            return acknowledged.result(self._timeout_s)
         except TimeoutError as exc:
             raise ServiceError(f"a record for {topic} was not acknowledged by Kafka within {self._timeout_s:.0f} s") from exc
         except KafkaException as exc:
@@ -74,8 +76,8 @@ class AcknowledgedSender:
             self._producer.poll(0.1)
 
 
-def _settle(acknowledged: Future[None], error: KafkaError | None) -> None:
+def _settle(acknowledged: Future[Message], error: KafkaError | None, message: Message) -> None:
     if error is None:
-        acknowledged.set_result(None)
+        acknowledged.set_result(message)
     else:
         acknowledged.set_exception(KafkaException(error))

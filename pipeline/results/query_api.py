@@ -31,21 +31,28 @@ the dead-letter topic is stored as outcome `dead_lettered`; it is no HTTP attemp
                                                       {from, to, errors: [failed attempt, newest first],
                                                         reasons: [{outcome, status_code, reason, attempts,
                                                         events, subscriptions, last_seen}]}
-    GET /v1/attempts/count[?subscription_id=&outcome=]     {"count": n}   (dead_lettered only if asked)
+    GET /v1/attempts/count[?subscription_id=&outcome=&tenant=]   {"count": n}   (dead_lettered only if asked)
 
-Bad parameters answer 422 {"error": {"field", "problem"}}; a failing store 503 {"error": reason}.
+Every route but /healthz needs `Authorization: Bearer <token>`, with the admin API's tokens: a
+tenant's token sees its own tenant only (its tenant is forced as the `tenant` filter, and asking
+for another is refused), an admin token sees all; none, or an unknown one, answers 401.
+
+Bad parameters answer 422 {"error": {"field", "problem"}}; a failing store 503 {"error": {"field": null,
+"problem"}}.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
-from pipeline.errors import InvalidInput
+from pipeline.errors import InvalidInput, error_body
 from pipeline.results.queries import StatsQueries, json_safe, json_safe_row
 from pipeline.results.store import AsyncResultsStore
+from pipeline.tokens import TOKEN_REQUIRED, caller_of
 
 __all__ = ["bound_port", "create_query_app", "json_safe", "json_safe_row", "start_query_server"]
 
@@ -61,7 +68,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def count_attempts(request: web.Request) -> web.Response:
     count = await request.app[STORE_KEY].count_attempts(
-        request.query.get("subscription_id"), request.query.get("outcome")
+        request.query.get("subscription_id"), request.query.get("outcome"), tenant=request.query.get("tenant")
     )
     return web.json_response({"count": count})
 
@@ -76,22 +83,44 @@ def _answer(method_name: str) -> Any:
     return handler
 
 
+def requires_token(tokens: Mapping[str, str]) -> Any:
+    """A middleware: the caller named by the bearer token, its tenant forced on the query, or 401."""
+
+    @web.middleware
+    async def scoped_to_caller(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path == "/healthz":
+            return await handler(request)
+        who = caller_of(tokens, request.headers.get("Authorization"))
+        if who is None:
+            return web.json_response(error_body("authorization", TOKEN_REQUIRED), status=401,
+                                     headers={"WWW-Authenticate": "Bearer"})
+        scoped = request.clone(rel_url=request.rel_url.with_query(who.scoped(request.query)))
+        return await handler(scoped)
+
+    return scoped_to_caller
+
+
 @web.middleware
 async def errors_as_json(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Bad parameters answer 422 naming the field; a failing query 503 with its reason."""
+    """Every route but /healthz needs `Authorization: Bearer <token>`, with the admin API's tokens: a
+tenant's token sees its own tenant only (its tenant is forced as the `tenant` filter, and asking
+for another is refused), an admin token sees all; none, or an unknown one, answers 401.
+
+Bad parameters answer 422 naming the field; a failing query 503 with its reason."""
     try:
         return await handler(request)
     except web.HTTPException:
         raise
     except InvalidInput as exc:
-        return web.json_response({"error": {"field": exc.field, "problem": exc.problem}}, status=422)
+        return web.json_response(error_body(exc.field, exc.problem), status=422)
     except Exception as exc:
         logger.exception("query %s failed", request.path_qs)
-        return web.json_response({"error": f"results store query failed: {exc}"}, status=503)
+        return web.json_response(error_body(None, f"results store query failed: {exc}"), status=503)
 
 
-def create_query_app(store: AsyncResultsStore) -> web.Application:
-    app = web.Application(middlewares=[errors_as_json])
+def create_query_app(store: AsyncResultsStore, tokens: Mapping[str, str]) -> web.Application:
+    """tokens: {"token": "tenant" or "*"}, as pipeline.tokens.load_tokens gives them."""
+    app = web.Application(middlewares=[errors_as_json, requires_token(tokens)])
     app[STORE_KEY] = store
     app[QUERIES_KEY] = StatsQueries(store)
     app.router.add_get("/healthz", healthz)
@@ -105,9 +134,10 @@ def create_query_app(store: AsyncResultsStore) -> web.Application:
     return app
 
 
-async def start_query_server(store: AsyncResultsStore, host: str, port: int) -> web.AppRunner:
+async def start_query_server(store: AsyncResultsStore, host: str, port: int, *,
+                             tokens: Mapping[str, str]) -> web.AppRunner:
     """Serves until the returned runner's cleanup(); port 0 picks a free port (see bound_port)."""
-    runner = web.AppRunner(create_query_app(store), access_log=None)
+    runner = web.AppRunner(create_query_app(store, tokens), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

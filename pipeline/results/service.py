@@ -20,6 +20,7 @@ from pipeline.kafka.admin import admin_client, core_topics, ensure_topics
 from pipeline.results.query_api import bound_port, start_query_server
 from pipeline.results.sink import ResultsSink, RetryPolicy, retry_delays
 from pipeline.results.store import AsyncResultsStore, ResultsStore, redacted_dsn
+from pipeline.tokens import load_tokens
 from pipeline.topics import TopicNames
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,8 @@ async def run(settings: Settings, stop: asyncio.Event | None = None, *, retry: R
     try:
         if store.store.embedded:
             await store.connect()  # fails now if another process has the directory
-        runner = await start_query_server(store, QUERY_HOST, settings.results_port)
+        tokens = await asyncio.to_thread(load_tokens, settings)
+        runner = await start_query_server(store, QUERY_HOST, settings.results_port, tokens=tokens)
         logger.info(
             "results service: store %s, database %s, queries at http://%s:%d",
             redacted_dsn(settings.resolved_clickhouse_dsn), settings.clickhouse_database, QUERY_HOST,

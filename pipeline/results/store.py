@@ -125,9 +125,10 @@ class ResultsStore:
         rows = self.query("subscriptions", {"subscription_id": subscription_id or "", "tenant": tenant or ""})
         return [{name: row[name] for name in STATS_COLUMNS} for row in rows]
 
-    def count_attempts(self, subscription_id: str | None = None, outcome: str | None = None) -> int:
+    def count_attempts(self, subscription_id: str | None = None, outcome: str | None = None, *,
+                       tenant: str | None = None) -> int:
         """Stored HTTP attempts; dead_lettered rows (no HTTP attempt) only when that outcome is asked for."""
-        where, parameters = _filters(subscription_id=subscription_id, outcome=outcome)
+        where, parameters = _filters(subscription_id=subscription_id, outcome=outcome, tenant=tenant)
         if outcome is None:
             where = f"{where or 'WHERE 1'} AND outcome != 'dead_lettered'"
         result = self.client.query(f"SELECT count() FROM {TABLE} {where}", parameters=parameters)
@@ -215,8 +216,9 @@ class AsyncResultsStore:
     async def stats(self, subscription_id: str | None = None, tenant: str | None = None) -> list[dict[str, Any]]:
         return await self.call(self.store.stats, subscription_id, tenant)
 
-    async def count_attempts(self, subscription_id: str | None = None, outcome: str | None = None) -> int:
-        return await self.call(self.store.count_attempts, subscription_id, outcome)
+    async def count_attempts(self, subscription_id: str | None = None, outcome: str | None = None, *,
+                             tenant: str | None = None) -> int:
+        return await self.call(self.store.count_attempts, subscription_id, outcome, tenant=tenant)
 
     def release(self) -> None:
         """Waits for the call in progress and ends the thread, leaving the store open for its owner."""

@@ -1,4 +1,5 @@
-"""A subscription to and from its Avro record: secrets and credentials sealed, JSON fields as text."""
+"""A subscription to and from its Avro record: secrets, credentials and every header value sealed
+(any header may carry an API key), JSON fields as text."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from pipeline.codec import codec
 from pipeline.subscriptions.model import Subscription
 from pipeline.subscriptions.secretbox import SecretBox
+from pipeline.subscriptions.urls import moved_credentials
 
 JSON_FIELDS = ("filter", "template")
 
@@ -19,18 +21,20 @@ def to_avro(subscription: Subscription, box: SecretBox) -> bytes:
                                   for old in subscription.previous_secrets]
     record["auth"] |= {"password": box.seal_optional(subscription.auth.password),
                        "token": box.seal_optional(subscription.auth.token)}
+    record["headers"] = {name: box.seal_optional(value) for name, value in subscription.headers.items()}
     for field in JSON_FIELDS:
         record[field] = None if record[field] is None else json.dumps(record[field])
     return codec("subscription").encode(record)
 
 
 def from_avro(payload: bytes, box: SecretBox) -> Subscription:
-    record: dict[str, Any] = codec("subscription").decode(payload)
+    record: dict[str, Any] = moved_credentials(codec("subscription").decode(payload))
     record["secret"] = box.open(record["secret"])
     record["previous_secrets"] = [old | {"secret": box.open(old["secret"])}
                                   for old in record["previous_secrets"]]
     record["auth"] |= {"password": box.open_optional(record["auth"]["password"]),
                        "token": box.open_optional(record["auth"]["token"])}
+    record["headers"] = {name: box.open_optional(value) for name, value in record["headers"].items()}
     for field in JSON_FIELDS:
         record[field] = None if record[field] is None else json.loads(record[field])
     return Subscription(**record)

@@ -6,15 +6,16 @@ headers in lists and views.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from functools import lru_cache
 
 CREDENTIAL_HINTS = ("auth", "token", "secret", "key", "password", "cookie")
 
 
-def masked(headers: Mapping[str, str]) -> dict[str, str]:
-    """The headers with every credential masked."""
-    return {name: mask(name, value) for name, value in headers.items()}
+def masked(headers: Mapping[str, str], hidden: Collection[str] = ()) -> dict[str, str]:
+    """The headers with every credential masked, and the values of those named in `hidden`
+    (lower-case names) too, whatever they are."""
+    return {name: "***" if name in hidden else mask(name, value) for name, value in headers.items()}
 
 
 def mask(name: str, value: str) -> str:

@@ -10,17 +10,18 @@ import base64
 import re
 from datetime import datetime, timedelta
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from pipeline.errors import InvalidInput
 from pipeline.models import Millis, new_id, new_secret, utcnow, validated
 from pipeline.subscriptions.credentials import mask
+from pipeline.subscriptions.urls import url_problem
 
 TYPE_FILTER_PATTERN = r"^(\*|[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*(\.\*)?)$"
 SUBSCRIPTION_ID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 SECRET_FIELDS = {"secret", "previous_secrets"}
+HIDDEN_FIELDS = SECRET_FIELDS | {"based_on"}
 
 
 class EndpointAuth(BaseModel):
@@ -85,11 +86,9 @@ class SubscriptionFields(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an absolute http:// or https:// URL with a host")
-        if any(ch in value for ch in "\r\n\t "):
-            raise ValueError("must not contain whitespace")
+        problem = url_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("event_types")
@@ -182,7 +181,12 @@ def check_secret(value: str) -> str:
 
 class Subscription(SubscriptionFields):
     """Inactive is either paused by a user (nothing is routed to it) or disabled by the pipeline
-    (`disabled_reason` set: its events keep queueing in its topic and drain once it is enabled)."""
+    (`disabled_reason` set: its events keep queueing in its topic and drain once it is enabled).
+
+    Every change makes a successor: the next version, based on this one. Readers of the topic
+    apply a record only on top of the version it was based on (pipeline.subscriptions.records),
+    so of two changes made from the same version, the one written first wins everywhere.
+    """
 
     id: str = Field(default_factory=lambda: new_id("sub"), pattern=SUBSCRIPTION_ID_PATTERN)
     secret: str = Field(default_factory=new_secret)
@@ -191,6 +195,8 @@ class Subscription(SubscriptionFields):
     disabled_at: Millis | None = None
     created_at: Millis = Field(default_factory=utcnow)
     updated_at: Millis = Field(default_factory=utcnow)
+    version: int = Field(1, ge=0)  # 0: read from a record written before versions
+    based_on: int | None = Field(0, ge=0)  # 0: made when none existed; None: applies whatever is there
 
     @property
     def paused(self) -> bool:
@@ -209,24 +215,29 @@ class Subscription(SubscriptionFields):
         unknown = sorted(set(changes) - set(SubscriptionFields.model_fields))
         if unknown:
             raise InvalidInput(unknown[0], "is not a subscription field")
-        merged = self.model_dump() | changes | {"updated_at": utcnow()}
         if "active" in changes:  # resumed or paused by a user: no longer disabled by the pipeline
-            merged |= {"disabled_reason": None, "disabled_at": None}
-        return validated(Subscription, **merged)
+            changes = changes | {"disabled_reason": None, "disabled_at": None}
+        return self.successor(changes)
 
     def disabled(self, reason: str) -> Subscription:
         """Turned off by the pipeline: nothing is delivered, but events still queue in its topic."""
-        now = utcnow()
-        return validated(Subscription, **(self.model_dump() | {
-            "active": False, "disabled_reason": reason, "disabled_at": now, "updated_at": now}))
+        return self.successor({"active": False, "disabled_reason": reason, "disabled_at": utcnow()})
 
     def rotated(self, overlap: timedelta, new: str | None = None) -> Subscription:
         """A new secret signs at once; the old one keeps signing beside it until the overlap ends."""
         now = utcnow()
         kept = [old for old in self.previous_secrets if old.expires_at > now]
         previous = [*kept, PreviousSecret(secret=self.secret, expires_at=now + overlap)]
-        return validated(Subscription, **(self.model_dump() | {
-            "secret": new or new_secret(), "previous_secrets": previous, "updated_at": now}))
+        return self.successor({"secret": new or new_secret(), "previous_secrets": previous})
+
+    def successor(self, changes: dict[str, Any]) -> Subscription:
+        """This subscription changed: the next version, based on this one."""
+        return validated(Subscription, **(self.model_dump() | changes | {
+            "updated_at": utcnow(), "version": self.version + 1, "based_on": self.version}))
+
+    def restated(self) -> Subscription:
+        """This very version again, as a record every reader holding it accepts."""
+        return self.model_copy(update={"based_on": self.version})
 
     def signing_secrets(self, now: datetime | None = None) -> list[str]:
         moment = now or utcnow()
@@ -234,7 +245,7 @@ class Subscription(SubscriptionFields):
 
     def public_view(self) -> dict[str, Any]:
         """What lists, logs and ClickHouse may show: never a secret or a credential."""
-        view = self.model_dump(mode="json", exclude=SECRET_FIELDS)
+        view = self.model_dump(mode="json", exclude=HIDDEN_FIELDS)
         view["auth"] = {"type": self.auth.type, "username": self.auth.username}
         view["headers"] = {name: None if value is None else mask(name, value) for name, value in self.headers.items()}
         return view

@@ -2,24 +2,30 @@
 
 Every process reads every partition (no consumer group), from the beginning, and then
 follows the topic, so a change made through the API or CLI reaches each stage within
-about a fetch interval.
+about a fetch interval. A process that writes a change waits until its table has read it
+(`settled`), then sees whether the change won (pipeline.subscriptions.records).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.config import Settings
+from pipeline.errors import ServiceError
 from pipeline.subscriptions.model import Subscription
 from pipeline.subscriptions.secretbox import load_box
 from pipeline.subscriptions.records import apply_record
+from pipeline.subscriptions.writer import Position
 from pipeline.topics import TopicNames
 
 log = logging.getLogger(__name__)
+OUTCOMES_KEPT = 10_000  # a writer asks about its record right after writing it
 
 
 class SubscriptionTable:
@@ -32,6 +38,11 @@ class SubscriptionTable:
         self._box = load_box(settings)
         self.loaded = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
+        self._read_up_to: dict[int, int] = {}  # partition -> the offset after the last record read
+        self._outcomes: OrderedDict[Position, bool] = OrderedDict()  # whether each recent record applied
+        self._advanced = asyncio.Condition()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
         self._listeners: list[Callable[[set[str]], None]] = []
 
     def get(self, subscription_id: str) -> Subscription | None:
@@ -45,19 +56,30 @@ class SubscriptionTable:
         after each batch of changes, so it can follow them without scanning every row."""
         self._listeners.append(listener)
 
-    def put_local(self, subscription: Subscription) -> None:
-        """This process's own write, seen at once rather than when it comes back from Kafka."""
-        self.rows[subscription.id] = subscription
-        self._changed({subscription.id})
-
-    def remove_local(self, subscription_id: str) -> None:
-        self.rows.pop(subscription_id, None)
-        self._changed({subscription_id})
-
     def _changed(self, subscription_ids: set[str]) -> None:
-        self.version += 1
         for listener in self._listeners:
             listener(subscription_ids)
+
+    async def settled(self, position: Position, timeout_s: float = 30.0) -> bool:
+        """Once the record written at `position` has been read here: whether it applied."""
+        def passed() -> bool:
+            return self._read_up_to.get(position.partition, 0) > position.offset
+
+        async with self._advanced:
+            try:
+                await asyncio.wait_for(self._advanced.wait_for(passed), timeout_s)
+            except TimeoutError as exc:
+                raise ServiceError(f"the subscriptions table did not read {self.topic} up to {position} "
+                                   f"within {timeout_s:.0f} s") from exc
+        return self._outcomes.get(position, False)
+
+    def settled_blocking(self, position: Position, timeout_s: float = 30.0) -> bool:
+        """`settled`, for a thread other than the one whose loop follows the topic."""
+        if self._loop is None:
+            raise ServiceError("the subscriptions table is not following its topic")
+        if threading.get_ident() == self._loop_thread:
+            raise RuntimeError("settled_blocking would block the loop that follows the topic: await settled()")
+        return asyncio.run_coroutine_threadsafe(self.settled(position, timeout_s), self._loop).result()
 
     async def run(self) -> None:
         """Loads the whole topic, sets `loaded`, then follows it until cancelled."""
@@ -68,6 +90,7 @@ class SubscriptionTable:
             fetch_max_wait_ms=self.fetch_wait_ms,
         )
         self._consumer = consumer
+        self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         await consumer.start()
         try:
             partitions = await self._assign_all(consumer)
@@ -94,15 +117,27 @@ class SubscriptionTable:
         while True:
             batches = await consumer.getmany(timeout_ms=self.fetch_wait_ms)
             changed = set()
-            for records in batches.values():
+            for partition, records in batches.items():
                 for record in records:
-                    apply_record(self.rows, record.key, record.value, self._box)
-                    if record.key is not None:
+                    applied = apply_record(self.rows, record.key, record.value, self._box)
+                    self._remember(Position(partition.partition, record.offset), applied)
+                    if applied and record.key is not None:
                         changed.add(record.key.decode())
-            if changed:
-                self._changed(changed)
+                if records:
+                    self._read_up_to[partition.partition] = records[-1].offset + 1
+            if batches:
+                self.version += 1
+                if changed:
+                    self._changed(changed)
+                async with self._advanced:
+                    self._advanced.notify_all()
             if not self.loaded.is_set():
                 await self._mark_loaded_if_caught_up(consumer, end_offsets)
+
+    def _remember(self, position: Position, applied: bool) -> None:
+        self._outcomes[position] = applied
+        if len(self._outcomes) > OUTCOMES_KEPT:
+            self._outcomes.popitem(last=False)
 
     async def _mark_loaded_if_caught_up(
         self, consumer: AIOKafkaConsumer, end_offsets: dict[TopicPartition, int]

@@ -2,9 +2,13 @@
 
 The endpoint topic is created before the subscription is written, so the router never
 routes to a topic that does not exist yet; topics asked for together are created in one request.
+Each write answers where it landed, so the writer can wait for its own table to read that far
+and see whether the change won.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from pipeline.config import Settings
 from pipeline.kafka.admin import admin_client, endpoint_topic
@@ -16,6 +20,14 @@ from pipeline.subscriptions.secretbox import load_box
 from pipeline.topics import TopicNames
 
 
+@dataclass(frozen=True)
+class Position:
+    """Where a record landed in the subscriptions topic."""
+
+    partition: int
+    offset: int
+
+
 class SubscriptionWriter:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -24,10 +36,14 @@ class SubscriptionWriter:
         self._topics = TopicCreator(admin_client(settings.kafka_bootstrap_servers))
         self._box = load_box(settings)
 
-    def put(self, subscription: Subscription) -> None:
+    def put(self, subscription: Subscription) -> Position:
         self._topics.ensure(endpoint_topic(self.settings, subscription.id))
-        self._sender.send(self.topic, subscription.id.encode(), to_avro(subscription, self._box))
+        return self._write(subscription.id, to_avro(subscription, self._box))
 
-    def delete(self, subscription_id: str) -> None:
+    def delete(self, subscription_id: str) -> Position:
         """A tombstone: compaction removes the subscription for good."""
-        self._sender.send(self.topic, subscription_id.encode(), None)
+        return self._write(subscription_id, None)
+
+    def _write(self, subscription_id: str, value: bytes | None) -> Position:
+        written = self._sender.send(self.topic, subscription_id.encode(), value)
+        return Position(written.partition(), written.offset())

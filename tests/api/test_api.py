@@ -158,7 +158,72 @@ def test_bad_input_names_the_field_and_writes_nothing(client: TestClient, settin
 def test_stats_say_when_the_results_service_is_down(client: TestClient) -> None:
     response = client.get("/v1/stats", headers=ADMIN)
     assert response.status_code == 503
-    assert "results service" in response.json()["detail"]
+    assert response.json()["error"]["field"] is None and "results service" in response.json()["error"]["problem"]
+
+
+def error_of(response, status: int) -> dict:
+    """The API's one error shape: {"error": {"field", "problem"}} and nothing else."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert list(body) == ["error"] and set(body["error"]) == {"field", "problem"}, body
+    return body["error"]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("body, problem", [
+    (b'{"name": "x", "url": ', "is not valid JSON"),
+    (b"[1, 2]", "must be a JSON object"),
+    (b"", "is required: a JSON object"),
+])
+def test_a_body_that_is_not_a_json_object_gets_the_apis_own_error(client: TestClient, body: bytes,
+                                                                   problem: str) -> None:
+    response = client.post("/v1/subscriptions", content=body, headers=ADMIN | {"content-type": "application/json"})
+    error = error_of(response, 422)
+    assert error["field"] == "body" and problem in error["problem"]
+
+
+@pytest.mark.integration
+def test_every_other_error_has_the_apis_own_shape_too(client: TestClient) -> None:
+    wrong_type = client.get("/v1/subscriptions", params={"active": "maybe"}, headers=ADMIN)
+    assert error_of(wrong_type, 422)["field"] == "active"
+    refused = client.get("/v1/subscriptions")
+    assert error_of(refused, 401)["field"] == "authorization" and refused.headers["www-authenticate"] == "Bearer"
+    assert error_of(client.post("/v1/recover", json={"since": "1h"}, headers=ACME), 403)["field"] == "authorization"
+    assert error_of(client.get("/v1/nothing-here", headers=ADMIN), 404)["field"] is None
+    assert error_of(client.put("/v1/subscriptions", headers=ADMIN), 405)["field"] is None
+    assert error_of(client.get("/v1/subscriptions/sub_missing", headers=ADMIN), 404)["field"] == "id"
+    numeric = client.post("/v1/subscriptions", json={"name": "x", "url": "http://2130706433/", "event_types": ["*"]},
+                          headers=ADMIN)
+    assert error_of(numeric, 422)["field"] == "url"
+
+
+@pytest.mark.integration
+def test_changes_carry_the_version_and_if_match_refuses_a_stale_one(client: TestClient, settings: Settings) -> None:
+    created = client.post("/v1/subscriptions", json={"name": "v", **HOOK}, headers=ADMIN)
+    subscription_id = created.json()["id"]
+    assert (created.json()["version"], created.headers["etag"]) == (1, '"1"')
+    path = f"/v1/subscriptions/{subscription_id}"
+    assert client.get(path, headers=ADMIN).headers["etag"] == '"1"'
+    renamed = client.patch(path, json={"name": "renamed"}, headers=ADMIN | {"If-Match": '"1"'})
+    assert (renamed.status_code, renamed.json()["version"], renamed.headers["etag"]) == (200, 2, '"2"')
+
+    before = end_offset(settings)
+    for method, suffix, kwargs in [("patch", "", {"json": {"name": "stale"}}), ("post", "/pause", {}),
+                                   ("post", "/rotate-secret", {}), ("delete", "", {})]:
+        stale = getattr(client, method)(path + suffix, headers=ADMIN | {"If-Match": '"1"'}, **kwargs)
+        error = error_of(stale, 412)
+        assert error["field"] == "If-Match" and "version 2" in error["problem"], (method, suffix)
+    assert end_offset(settings) == before  # nothing written
+    not_a_version = client.patch(path, json={"name": "x"}, headers=ADMIN | {"If-Match": "two"})
+    assert error_of(not_a_version, 422)["field"] == "If-Match"
+
+    paused = client.post(f"{path}/pause", headers=ADMIN | {"If-Match": 'W/"2"'})
+    rotated = client.post(f"{path}/rotate-secret", headers=ADMIN | {"If-Match": "*"})
+    assert (paused.json()["version"], rotated.json()["version"], rotated.headers["etag"]) == (3, 4, '"4"')
+    stored = read_snapshot(settings)[subscription_id]
+    assert (stored.version, stored.name, stored.active) == (4, "renamed", False)
+    assert stored.secret == rotated.json()["secret"]
+    assert client.delete(path, headers=ADMIN | {"If-Match": '"4"'}).status_code == 204
 
 
 @pytest.mark.integration

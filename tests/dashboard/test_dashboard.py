@@ -101,7 +101,7 @@ def deliver(settings: Settings, ids: dict[str, str], plan: dict[str, list[tuple]
 
 def counted(results_url: str) -> int | None:
     try:
-        return client.count_attempts(results_url, timeout_s=2)
+        return client.count_attempts(results_url, token=TOKEN, timeout_s=2)
     except Exception:  # still starting
         return None
 

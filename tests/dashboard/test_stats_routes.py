@@ -21,12 +21,14 @@ ACME = {"Authorization": "Bearer tok_acme"}
 
 
 class FakeResults(BaseHTTPRequestHandler):
-    """Answers with what it was asked; /v1/errors answers 422 as the real service does for a bad parameter."""
+    """Answers with what it was asked and the token it was asked with; /v1/errors answers 422 as the
+    real service does for a bad parameter."""
 
     def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
         parts = urlsplit(self.path)
         status = 422 if parts.path == "/v1/errors" else 200
-        body = {"path": parts.path, "query": {k: v[0] for k, v in parse_qs(parts.query).items()}}
+        body = {"path": parts.path, "query": {k: v[0] for k, v in parse_qs(parts.query).items()},
+                "authorization": self.headers.get("authorization")}
         if status == 422:
             body = {"error": {"field": "from", "problem": "is not a time (test)"}}
         payload = json.dumps(body).encode()
@@ -69,7 +71,8 @@ def test_every_route_asks_the_results_service_with_the_same_parameters(client: T
         assert response.status_code == 422 and response.json()["error"]["field"] == "from"
     else:
         assert response.status_code == 200
-        assert response.json() == {"path": path, "query": {"from": "2h", "by": "tenant"}}
+        assert response.json() == {"path": path, "query": {"from": "2h", "by": "tenant"},
+                                   "authorization": ADMIN["Authorization"]}  # the caller's own token
 
 
 @pytest.mark.integration
@@ -79,6 +82,7 @@ def test_a_tenant_token_sees_its_own_tenant_only(client: TestClient) -> None:
     anonymous = client.get("/v1/stats", headers={})
 
     assert own.json()["query"] == {"by": "subscription_id", "tenant": "acme"}
+    assert own.json()["authorization"] == ACME["Authorization"]  # the results service scopes it again
     assert other.status_code == 422 and other.json()["error"]["field"] == "tenant"
     assert anonymous.status_code == 401
 

@@ -100,6 +100,9 @@ def test_allowed_networks_are_parsed_from_a_list_or_a_comma_separated_string() -
     ("https://10.0.0.5/hook", "10.0.0.5 is a private address"),
     ("https://[::ffff:169.254.169.254]/", "a link-local address (it embeds 169.254.169.254)"),
     ("https://0.0.0.0:8443/", "is an unspecified address"),
+    ("https://2130706433/hook", "not a dotted-quad IPv4 address"),
+    ("https://0x7f000001/hook", "not a dotted-quad IPv4 address"),
+    ("https://0177.0.0.1/hook", "not a dotted-quad IPv4 address"),
 ])
 def test_urls_are_checked_before_any_lookup(url: str, message: str) -> None:
     with pytest.raises(Refused, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -261,6 +264,17 @@ async def test_an_ip_literal_private_url_is_refused_unconnected(transport_of, co
     message = await _refused(transport_of(allowed_networks=LOOPBACK, resolver=resolver), f"https://{host}:8443/hook")
     assert "allow it with the allowed-networks setting" in message
     assert (resolver.lookups, connects) == ([], [])  # refused from the URL: no lookup, no connect
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("host", ["2130706433", "0x7f000001", "0177.0.0.1", "127.1"])
+async def test_a_numeric_host_is_refused_unconnected_even_where_its_address_is_allowed(
+        transport_of, receiver: Receiver, connects: list[str], host: str) -> None:
+    resolver = MapResolver({})
+    message = await _refused(transport_of(allowed_networks=LOOPBACK, resolver=resolver),
+                             f"http://{host}:{receiver.port}/hook")
+    assert "not a dotted-quad IPv4 address" in message
+    assert (resolver.lookups, connects, receiver.hits) == ([], [], 0)
 
 
 @pytest.mark.asyncio

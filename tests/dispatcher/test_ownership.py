@@ -44,13 +44,26 @@ def test_a_message_from_a_parked_partition_unparks_it() -> None:
     assert parking.idle(100.0, busy=lambda _: False) == []
 
 
-def test_the_table_names_what_changed_to_its_listeners(settings) -> None:  # type: ignore[no-untyped-def]
+async def test_the_table_names_what_changed_to_its_listeners(settings) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
     from pipeline.subscriptions.table import SubscriptionTable
+    from pipeline.subscriptions.writer import SubscriptionWriter
+    from tests.polling import until
 
     table = SubscriptionTable(settings)
     seen: list[set[str]] = []
     table.on_change(seen.append)
-    subscription = Subscription(name="s", url="https://example.com/hook", event_types=["*"])
-    table.put_local(subscription)
-    table.remove_local(subscription.id)
-    assert seen == [{subscription.id}, {subscription.id}]
+    follower = asyncio.create_task(table.run())
+    try:
+        await table.wait_loaded()
+        writer = SubscriptionWriter(settings)
+        subscription = Subscription(name="s", url="https://example.com/hook", event_types=["*"])
+        await asyncio.to_thread(writer.put, subscription)
+        await until(lambda: table.get(subscription.id) is not None, timeout_s=10)
+        await asyncio.to_thread(writer.delete, subscription.id)
+        await until(lambda: table.get(subscription.id) is None, timeout_s=10)
+        assert set().union(*seen) == {subscription.id} and len(seen) >= 2
+    finally:
+        follower.cancel()
+        await asyncio.gather(follower, return_exceptions=True)

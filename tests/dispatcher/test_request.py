@@ -68,3 +68,24 @@ def test_data_that_only_looks_like_nan_in_a_string_is_sent_as_it_is() -> None:
     data = b'{"note": "NaN or Infinity, 1e999"}'
     body = build_request(subscription, [Event(type="t", data=data)], "evt_1", 0).body
     assert json.loads(body)["data"] == {"note": "NaN or Infinity, 1e999"}
+
+
+async def test_the_headers_kept_with_an_attempt_hide_the_subscriptions_own_values() -> None:
+    """They are sealed at rest in the subscriptions topic: ClickHouse gets their names only."""
+    from pipeline.dispatcher.attempt import attempt_delivery
+    from pipeline.dispatcher.http import HttpResponse
+    from pipeline.models import DeliveryTask, utcnow
+
+    class Answering:
+        async def send(self, *args: object, **kwargs: object) -> HttpResponse:
+            return HttpResponse(204, {}, b"")
+
+    subscription = Subscription(name="s", url="https://example.test/h", event_types=["*"],
+                                headers={"X-Tenant-Pin": "pin-4711", "x-api-key": "k3y", "user-agent": None},
+                                auth={"type": "basic", "username": "ada", "password": "pa55"})
+    task = DeliveryTask(subscription_id=subscription.id, routed_at=utcnow(), event=Event(type="t"))
+    (record,) = (await attempt_delivery(Answering(), subscription, [task], 1, 1 << 20)).records
+    kept = record["request_headers"]
+    assert (kept["x-tenant-pin"], kept["x-api-key"], kept["authorization"]) == ("***", "***", "Basic ***")
+    assert kept["content-type"] == "application/json" and "user-agent" not in kept
+    assert not any(secret in json.dumps(kept) for secret in ("pin-4711", "k3y", "pa55", "YWRhOnBhNTU="))

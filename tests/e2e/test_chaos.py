@@ -21,6 +21,7 @@ from pipeline.producer import EventPublisher
 from pipeline.receiver import ReceivedDelivery, Receiver
 from pipeline.subscriptions.commands import SubscriptionCommands
 from pipeline.subscriptions.writer import SubscriptionWriter
+from tests.conftest import results_auth
 from tests.polling import wait_until
 from tests.stages import running_stages, stage_logs
 
@@ -121,6 +122,6 @@ def _assert_order_and_duplicates(successes: list[tuple[str, str, int, float]], k
 
 def _distinct_delivered(settings: Settings, subscription_id: str) -> int:
     response = httpx.get(f"http://127.0.0.1:{settings.results_port}/v1/stats",
-                         params={"subscription_id": subscription_id}, timeout=10)
+                         params={"subscription_id": subscription_id}, timeout=10, headers=results_auth(settings))
     rows = response.json()["subscriptions"]
     return rows[0]["delivered"] if rows else 0

@@ -15,6 +15,7 @@ from pipeline.producer import EventPublisher
 from pipeline.receiver import Receiver
 from pipeline.subscriptions.commands import SubscriptionCommands
 from pipeline.subscriptions.writer import SubscriptionWriter
+from tests.conftest import results_auth
 from tests.polling import wait_until
 from tests.stages import running_stages, stage_logs
 
@@ -35,7 +36,8 @@ def publish_mix(settings: Settings, count: int) -> list[dict]:
 
 
 def results_stats(settings: Settings) -> dict[str, dict]:
-    response = httpx.get(f"http://127.0.0.1:{settings.results_port}/v1/stats", timeout=5)
+    response = httpx.get(f"http://127.0.0.1:{settings.results_port}/v1/stats", timeout=5,
+                         headers=results_auth(settings))
     return {row["subscription_id"]: row for row in response.json()["subscriptions"]}
 
 

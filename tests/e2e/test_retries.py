@@ -17,6 +17,7 @@ from pipeline.producer import EventPublisher
 from pipeline.receiver import ReceivedDelivery, Receiver
 from pipeline.subscriptions.commands import SubscriptionCommands
 from pipeline.subscriptions.writer import SubscriptionWriter
+from tests.conftest import results_auth
 from tests.polling import wait_until
 from tests.stages import running_stages, stage_logs
 
@@ -69,7 +70,8 @@ def test_a_retried_message_keeps_its_key_in_order_and_every_attempt_is_counted(s
 
 
 def _stats(settings: Settings, subscription_id: str) -> dict | None:
-    rows = httpx.get(f"http://127.0.0.1:{settings.results_port}/v1/stats", timeout=5).json()["subscriptions"]
+    rows = httpx.get(f"http://127.0.0.1:{settings.results_port}/v1/stats", timeout=5,
+                     headers=results_auth(settings)).json()["subscriptions"]
     row = next((r for r in rows if r["subscription_id"] == subscription_id), None)
     return row if row and row["attempts"] >= 10 + FAILURES_BEFORE_SUCCESS else None
 

@@ -31,6 +31,7 @@ from pipeline.subscriptions.model import Subscription
 from pipeline.subscriptions.snapshot import read_snapshot
 from pipeline.subscriptions.writer import SubscriptionWriter
 from pipeline.topics import TopicNames
+from tests.conftest import results_auth
 from tests.polling import wait_until
 from tests.stages import running_stages, stage_logs
 
@@ -276,7 +277,8 @@ def test_the_last_deliveries_show_request_headers_without_credentials(stack: Sta
     stack.publish(kind, {"n": 1})
     stack.received(path, 1)
     url = f"http://127.0.0.1:{stack.settings.results_port}/v1/attempts"
-    rows = wait_until(lambda: httpx.get(url, params={"subscription_id": subscription.id}, timeout=10)
+    auth = results_auth(stack.settings)
+    rows = wait_until(lambda: httpx.get(url, params={"subscription_id": subscription.id}, timeout=10, headers=auth)
                       .json()["attempts"], what="the attempt in ClickHouse")
     (row,) = rows
     assert row["status_code"] == 204 and row["outcome"] == "success"

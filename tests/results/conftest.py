@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 import uuid
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from pydantic import SecretStr
 
 from pipeline.codec import codec
 from pipeline.config import Settings
@@ -24,6 +26,9 @@ from pipeline.results.store import AsyncResultsStore, ResultsStore
 from pipeline.topics import TopicNames
 from tests.polling import wait_until as wait_until_sync
 from tests.results.mix import known_decisions, known_mix
+
+TOKENS = {"adm_results": "*", "tok_acme": "acme"}
+ADMIN_TOKEN = "adm_results"
 
 # Recent, so rows are within the store's retention (expired rows are dropped as they are
 # inserted); hour-aligned, so which minute each attempt falls in is the same on every run.
@@ -49,6 +54,7 @@ def settings(chdb_dsn: str, kafka_bootstrap: str) -> Settings:
 def fresh_settings(chdb_dsn: str, kafka_bootstrap: str) -> Settings:
     unique = uuid.uuid4().hex[:12]
     return Settings(
+        api_tokens=SecretStr(json.dumps(TOKENS)),  # the results service asks for them, as the admin API does
         topic_prefix=f"t{unique}.",
         clickhouse_dsn=chdb_dsn,
         clickhouse_database=f"test_{unique}",
@@ -211,7 +217,7 @@ async def stored_mix(ingested, base_time):
     """A query server over the stored mix; yields (records, decisions, time window, base URL)."""
     records, decisions, store = ingested
     async_store = AsyncResultsStore(store)
-    runner = await start_query_server(async_store, "127.0.0.1", 0)
+    runner = await start_query_server(async_store, "127.0.0.1", 0, tokens=TOKENS)
     window = {"from": (base_time - timedelta(minutes=10)).isoformat(),
               "to": (base_time + timedelta(minutes=10)).isoformat()}
     yield records, decisions, window, f"http://127.0.0.1:{bound_port(runner)}"
@@ -220,6 +226,17 @@ async def stored_mix(ingested, base_time):
 
 
 # Helpers handed out as fixtures, so test modules need not import this conftest.
+
+
+@pytest.fixture(scope="session")
+def tokens() -> dict[str, str]:
+    """The API tokens of every results service here: ADMIN_TOKEN is an admin's, tok_acme tenant acme's."""
+    return TOKENS
+
+
+@pytest.fixture(scope="session")
+def admin_token() -> str:
+    return ADMIN_TOKEN
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from pipeline.results.sink import results_group_id
 from pipeline.subscriptions.commands import SubscriptionCommands
 from pipeline.subscriptions.snapshot import read_snapshot
 from pipeline.subscriptions.writer import SubscriptionWriter
+from pipeline.tokens import client_token
 from pipeline.topics import TopicNames
 from tests.conftest import free_port
 from tests.polling import wait_until
@@ -55,7 +56,7 @@ def test_deliveries_go_on_while_clickhouse_is_down_and_every_aggregate_matches_t
     finally:
         script.stop()
 
-    assert down["status"] == 503 and "cannot reach ClickHouse" in down["error"]
+    assert down["status"] == 503 and "cannot reach ClickHouse" in down["error"]["problem"]
     assert down["committed"] == 0 and down["waiting"] >= sum(EXPECTED_REQUESTS.values())  # all waiting in Kafka
     _assert_matches_the_endpoints(answers, script, subscriptions)
     totals = {(row["outcome"], row["reason"]): row["decisions"] for row in answers["routing"]["totals"]}
@@ -63,14 +64,14 @@ def test_deliveries_go_on_while_clickhouse_is_down_and_every_aggregate_matches_t
 
 
 def _answers_when_stored(settings, ok_subscription: str, logs) -> dict[str, dict]:
-    base_url = f"http://127.0.0.1:{settings.results_port}"
-    _wait(lambda: (_stored(base_url) or 0) >= sum(EXPECTED_REQUESTS.values()) and _all_read(settings), logs,
+    base_url, token = f"http://127.0.0.1:{settings.results_port}", client_token(settings)
+    _wait(lambda: (_stored(base_url, token) or 0) >= sum(EXPECTED_REQUESTS.values()) and _all_read(settings), logs,
           "every attempt stored")
     return {
-        "summary": client.fetch(base_url, "/v1/stats/summary", {"from": "-1h", "by": "subscription_id"}),
-        "last": client.fetch(base_url, "/v1/attempts", {"subscription_id": ok_subscription}),
-        "errors": client.fetch(base_url, "/v1/errors", {"from": "-1h"}),
-        "routing": client.fetch(base_url, "/v1/stats/routing", {"from": "-1h"}),
+        "summary": client.fetch(base_url, "/v1/stats/summary", {"from": "-1h", "by": "subscription_id"}, token=token),
+        "last": client.fetch(base_url, "/v1/attempts", {"subscription_id": ok_subscription}, token=token),
+        "errors": client.fetch(base_url, "/v1/errors", {"from": "-1h"}, token=token),
+        "routing": client.fetch(base_url, "/v1/stats/routing", {"from": "-1h"}, token=token),
     }
 
 
@@ -126,7 +127,8 @@ def _results_while_down(settings) -> dict:
     # The endpoints answered before the dispatcher wrote the last records: wait for those to be in Kafka.
     wait_until(lambda: sum(_positions(settings)[1]) >= sum(EXPECTED_REQUESTS.values()), timeout_s=30,
                what="every attempt record in Kafka")
-    response = httpx.get(f"{base_url}/v1/stats", timeout=10)
+    response = httpx.get(f"{base_url}/v1/stats", timeout=10,
+                         headers={"Authorization": f"Bearer {client_token(settings)}"})
     committed, ends = _positions(settings)
     return {"status": response.status_code, "error": response.json().get("error", ""), "committed": sum(committed),
             "waiting": sum(ends)}
@@ -150,9 +152,9 @@ def _positions(settings) -> tuple[list[int], list[int]]:
         reader.close()
 
 
-def _stored(base_url: str) -> int | None:
+def _stored(base_url: str, token: str) -> int | None:
     try:
-        return client.count_attempts(base_url, timeout_s=5)
+        return client.count_attempts(base_url, token=token, timeout_s=5)
     except Exception:  # still starting
         return None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from functools import partial
 from datetime import datetime, timedelta
 
 import pytest
@@ -19,7 +20,7 @@ from pipeline.results.store import AsyncResultsStore, ResultsStore
 
 
 @pytest.fixture
-async def server_url(store, attempt):
+async def server_url(store, attempt, tokens):
     """A query server on a free port over a store holding 3 attempts of sub_a and 1 of sub_b."""
     store.insert_attempts(
         [attempt("sub_a", latency_ms=10.0), attempt("sub_a", latency_ms=20.0, seconds_later=1.5)]
@@ -27,7 +28,7 @@ async def server_url(store, attempt):
         + [attempt("sub_b", outcome="timeout", status_code=None, latency_ms=15000.0)]
     )
     async_store = AsyncResultsStore(store)
-    runner = await start_query_server(async_store, "127.0.0.1", 0)
+    runner = await start_query_server(async_store, "127.0.0.1", 0, tokens=tokens)
     yield f"http://127.0.0.1:{bound_port(runner)}"
     await runner.cleanup()
     async_store.close()  # closing twice is harmless: the store fixture closes the client again
@@ -37,8 +38,8 @@ async def test_healthz(server_url):
     assert await asyncio.to_thread(client.is_healthy, server_url) is True
 
 
-async def test_stats_rows_are_json_with_iso_times(server_url, base_time):
-    rows = await asyncio.to_thread(client.fetch_stats, server_url)
+async def test_stats_rows_are_json_with_iso_times(server_url, base_time, admin_token):
+    rows = await asyncio.to_thread(partial(client.fetch_stats, server_url, token=admin_token))
 
     assert [row["subscription_id"] for row in rows] == ["sub_a", "sub_b"]
     sub_a = rows[0]
@@ -49,15 +50,15 @@ async def test_stats_rows_are_json_with_iso_times(server_url, base_time):
     assert last_attempt_at == base_time + timedelta(seconds=1.5)
 
 
-async def test_stats_of_one_subscription(server_url):
-    rows = await asyncio.to_thread(client.fetch_stats, server_url, "sub_b")
+async def test_stats_of_one_subscription(server_url, admin_token):
+    rows = await asyncio.to_thread(partial(client.fetch_stats, server_url, "sub_b", token=admin_token))
 
     assert [(row["subscription_id"], row["failed"]) for row in rows] == [("sub_b", 1)]
 
 
-async def test_counts_with_filters(server_url):
+async def test_counts_with_filters(server_url, admin_token):
     async def count(**filters) -> int:
-        return await asyncio.to_thread(client.count_attempts, server_url, **filters)
+        return await asyncio.to_thread(partial(client.count_attempts, server_url, token=admin_token, **filters))
 
     assert await count() == 4
     assert await count(subscription_id="sub_a") == 3
@@ -65,12 +66,13 @@ async def test_counts_with_filters(server_url):
     assert await count(subscription_id="sub_b", outcome="success") == 0
 
 
-async def test_a_failing_query_is_a_503_with_its_reason(chdb_dsn):
+async def test_a_failing_query_is_a_503_with_its_reason(chdb_dsn, tokens, admin_token):
     never_created = AsyncResultsStore(ResultsStore(chdb_dsn, "database_that_was_never_created"))
-    runner = await start_query_server(never_created, "127.0.0.1", 0)
+    runner = await start_query_server(never_created, "127.0.0.1", 0, tokens=tokens)
     try:
         with pytest.raises(ServiceError, match="503") as failure:
-            await asyncio.to_thread(client.count_attempts, f"http://127.0.0.1:{bound_port(runner)}")
+            await asyncio.to_thread(partial(client.count_attempts, f"http://127.0.0.1:{bound_port(runner)}",
+                                            token=admin_token))
     finally:
         await runner.cleanup()
         never_created.close()
@@ -78,9 +80,9 @@ async def test_a_failing_query_is_a_503_with_its_reason(chdb_dsn):
     assert "database_that_was_never_created" in str(failure.value)
 
 
-def test_client_says_clearly_when_the_service_is_not_running(unused_port):
+def test_client_says_clearly_when_the_service_is_not_running(unused_port, admin_token):
     with pytest.raises(ServiceError, match="results service is not running"):
-        client.fetch_stats(f"http://127.0.0.1:{unused_port}")
+        client.fetch_stats(f"http://127.0.0.1:{unused_port}", token=admin_token)
     assert client.is_healthy(f"http://127.0.0.1:{unused_port}") is False
 
 
@@ -102,8 +104,9 @@ def _stats_cli() -> typer.Typer:
     return app
 
 
-async def test_stats_command_prints_a_row_per_subscription(server_url):
-    result = await asyncio.to_thread(CliRunner().invoke, _stats_cli(), ["stats", "--results-url", server_url])
+async def test_stats_command_prints_a_row_per_subscription(server_url, admin_token):
+    result = await asyncio.to_thread(CliRunner().invoke, _stats_cli(), ["stats", "--results-url", server_url],
+                                     env={"PIPELINE_API_TOKEN": admin_token})
 
     assert result.exit_code == 0, result.output
     cells = {row[0]: row[1:] for row in _table_rows(result.output)}
@@ -111,9 +114,9 @@ async def test_stats_command_prints_a_row_per_subscription(server_url):
     assert cells["sub_b"][:5] == ["0", "1", "1", "15000.0", "15000.0"]
 
 
-async def test_stats_command_for_one_subscription(server_url):
+async def test_stats_command_for_one_subscription(server_url, admin_token):
     args = ["stats", "--results-url", server_url, "--subscription", "sub_b"]
-    result = await asyncio.to_thread(CliRunner().invoke, _stats_cli(), args)
+    result = await asyncio.to_thread(CliRunner().invoke, _stats_cli(), args, env={"PIPELINE_API_TOKEN": admin_token})
 
     assert result.exit_code == 0, result.output
     assert "sub_b" in result.output and "sub_a" not in result.output
@@ -136,9 +139,9 @@ def _table_rows(output: str) -> list[list[str]]:
     return [[cell.strip() for cell in line] for line in lines if line[0].strip().startswith("sub_")]
 
 
-def test_stats_command_fails_clearly_without_the_service(unused_port):
+def test_stats_command_fails_clearly_without_the_service(unused_port, admin_token):
     args = ["stats", "--results-url", f"http://127.0.0.1:{unused_port}"]
-    result = CliRunner().invoke(_stats_cli(), args)
+    result = CliRunner().invoke(_stats_cli(), args, env={"PIPELINE_API_TOKEN": admin_token})
 
     assert result.exit_code == 1
     assert "not running" in result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 import os
 import signal
 import subprocess
@@ -20,7 +21,7 @@ from pipeline.results.store import redacted_dsn
 
 @pytest.mark.integration
 async def test_service_stores_what_the_topic_holds_and_answers_queries(
-    kafka_settings, unused_port, attempt, kafka, eventually
+    kafka_settings, unused_port, attempt, kafka, eventually, admin_token
 ):
     settings = kafka_settings.model_copy(update={"results_port": unused_port})
     base_url = f"http://127.0.0.1:{unused_port}"
@@ -30,11 +31,11 @@ async def test_service_stores_what_the_topic_holds_and_answers_queries(
     service = asyncio.create_task(run(settings, stop))
 
     async def all_counted() -> bool:
-        return await asyncio.to_thread(_count_or_none, base_url) == 8
+        return await asyncio.to_thread(_count_or_none, base_url, admin_token) == 8
 
     try:
         await eventually(all_counted, "the service to count 8 attempts")
-        rows = await asyncio.to_thread(client.fetch_stats, base_url)
+        rows = await asyncio.to_thread(partial(client.fetch_stats, base_url, token=admin_token))
     finally:
         stop.set()
         await asyncio.wait_for(service, timeout=15)
@@ -45,10 +46,10 @@ async def test_service_stores_what_the_topic_holds_and_answers_queries(
     assert not await asyncio.to_thread(client.is_healthy, base_url)  # the server stopped with the service
 
 
-def _count_or_none(base_url: str) -> int | None:
+def _count_or_none(base_url: str, token: str) -> int | None:
     """None while the service is still starting and not yet listening."""
     try:
-        return client.count_attempts(base_url)
+        return client.count_attempts(base_url, token=token)
     except ServiceError:
         return None
 

@@ -99,7 +99,8 @@ async def _decisions_committed(kafka, settings, expected: int) -> bool:
     return sum((await asyncio.to_thread(kafka.committed, settings, topic)).values()) == expected
 
 
-def test_a_sigkilled_results_service_restarts_with_exact_counts(kafka_settings, attempt, kafka, tmp_path, unused_port):
+def test_a_sigkilled_results_service_restarts_with_exact_counts(kafka_settings, attempt, kafka, tmp_path, unused_port,
+                                                                admin_token):
     """The service is killed while attempts keep arriving, then started again: every attempt counted once."""
     settings = kafka_settings.model_copy(update={
         "clickhouse_dsn": f"chdb://{tmp_path / 'clickhouse'}", "results_port": unused_port, "data_dir": tmp_path})
@@ -112,14 +113,15 @@ def test_a_sigkilled_results_service_restarts_with_exact_counts(kafka_settings, 
     processes = [_start_service(settings, log_path)]
     try:
         producer.start()
-        wait_until(lambda: (_count(base_url) or 0) > 0, timeout_s=60, interval_s=0.05, what="the first stored attempts")
+        wait_until(lambda: (_count(base_url, admin_token) or 0) > 0, timeout_s=60, interval_s=0.05,
+                   what="the first stored attempts")
         processes[0].send_signal(signal.SIGKILL)
         processes[0].wait(10)
         producer.join(60)
         processes.append(_start_service(settings, log_path))
-        wait_until(lambda: _count(base_url) == total and _committed(kafka, settings) == total, timeout_s=90,
+        wait_until(lambda: _count(base_url, admin_token) == total and _committed(kafka, settings) == total, timeout_s=90,
                    what=f"{total} attempts stored and committed after the restart")
-        rows = client.fetch_stats(base_url)
+        rows = client.fetch_stats(base_url, token=admin_token)
     except AssertionError:
         print(log_path.read_text()[-4000:])
         raise
@@ -147,9 +149,9 @@ def _start_service(settings, log_path) -> subprocess.Popen:
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
-def _count(base_url: str) -> int | None:
+def _count(base_url: str, token: str) -> int | None:
     try:
-        return client.count_attempts(base_url, timeout_s=2)
+        return client.count_attempts(base_url, token=token, timeout_s=2)
     except (ServiceError, httpx.HTTPError):
         return None
 

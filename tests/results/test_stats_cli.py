@@ -15,6 +15,12 @@ from tests.results.mix import expected_summary, is_attempt
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(autouse=True)
+def cli_token(monkeypatch, admin_token):
+    """The token the CLI presents to the results service, as a user sets it."""
+    monkeypatch.setenv("PIPELINE_API_TOKEN", admin_token)
+
+
 @pytest.fixture
 def wide_console(monkeypatch):
     monkeypatch.setattr(output.console, "width", 220)  # one table row per line, nothing folded
@@ -101,7 +107,7 @@ async def test_last_shows_the_request_headers_when_asked(monkeypatch, wide_conso
                             "attempt": 1, "status_code": 200, "outcome": "success", "latency_ms": 1.0,
                             "error": None, "response_body": "", "request_headers": sent}]}
     asked = []
-    monkeypatch.setattr(stats, "fetch", lambda url, path, query: asked.append((path, query)) or answer)
+    monkeypatch.setattr(stats, "fetch", lambda url, path, query, token: asked.append((path, query)) or answer)
 
     _, _, plain = await run("last", "sub_a", "--results-url", "http://results.test")
     code, rows, text = await run("last", "sub_a", "--results-url", "http://results.test", "--headers")
@@ -120,3 +126,25 @@ async def test_a_refused_parameter_is_an_error_naming_it(stored_mix):
 
     assert code == 1
     assert "step" in text and "multiple of 60" in text
+
+
+async def test_a_tenant_token_lists_its_own_tenant_only(stored_mix, wide_console, monkeypatch):
+    records, _, window, base_url = stored_mix
+    monkeypatch.setenv("PIPELINE_API_TOKEN", "tok_acme")
+
+    code, rows, text = await run("summary", "--results-url", base_url, "--since", window["from"], "--until",
+                                 window["to"], "--by", "tenant")
+    refused, _, refusal = await run("last", "--tenant", "globex", "--results-url", base_url)
+
+    assert code == 0, text
+    assert [row[0] for row in rows] == ["acme"]
+    assert refused == 1 and "tenant" in refusal
+
+
+async def test_without_a_token_the_results_service_refuses(stored_mix, monkeypatch):
+    *_, base_url = stored_mix
+    monkeypatch.setenv("PIPELINE_API_TOKEN", "not-a-token")
+
+    code, _, text = await run("last", "--results-url", base_url)
+
+    assert code == 1 and "401" in text and "API token" in text

@@ -32,7 +32,8 @@
     if (response.status === 401) throw Object.assign(new Error("the API token was refused"), { unauthorized: true });
     const body = await response.json().catch(() => ({}));
     if (!response.ok) {
-      const reason = body.error && body.error.problem ? body.error.field + ": " + body.error.problem : body.error || body.detail;
+      const error = body.error || {};
+      const reason = error.problem ? (error.field ? error.field + ": " : "") + error.problem : body.error;
       throw new Error(path + " answered " + response.status + ": " + (reason || response.statusText));
     }
     return body;
