@@ -123,10 +123,13 @@ def core_topics(settings: Settings) -> list[TopicSpec]:
     names = TopicNames.from_settings(settings)
     return [
         TopicSpec(name=names.events, partitions=settings.events_partitions),
+        # A change that lost a race is ignored by every reader, and its writer rewrites the winner
+        # at once so the winner is the last record again; compaction waits a day, so it can never
+        # keep only the loser, even if that writer died in between and the rewrite waits for a restart.
         TopicSpec(
             name=names.subscriptions,
             partitions=1,
-            config={"cleanup.policy": "compact", "min.compaction.lag.ms": "0"},
+            config={"cleanup.policy": "compact", "min.compaction.lag.ms": str(24 * 3600 * 1000)},
         ),
         TopicSpec(name=names.results, partitions=settings.results_partitions),
         TopicSpec(name=names.routing, partitions=settings.results_partitions),
