@@ -187,7 +187,7 @@ def _hash(spec: Mapping[str, Any], pointer: str) -> Node:
     digest = HASHES[algorithm]
     # A lone surrogate (JSON allows "\ud800") cannot be UTF-8: replaced rather than failing the delivery.
     return lambda document: digest(
-        separator.join(as_text(lookup(document, path)) for path in paths).encode("utf-8", "replace"))
+        separator.join(as_text(lookup(document, path)) for path in paths).encode(errors="replace"))
 
 
 def _date(spec: Mapping[str, Any], pointer: str) -> Node:

@@ -190,20 +190,24 @@ def _regex(operand: Any, where: str) -> Test:
     return lambda value: any(isinstance(v, str) and pattern.search(v) is not None for v in _candidates(value))
 
 
+# What a canonical form starts with: the kind of JSON value, so that values of different kinds never meet.
+BOOLEAN, NUMBER, OBJECT, ARRAY, SCALAR, OTHER = "boolean", "number", "object", "array", "scalar", "other"
+
+
 def canonical(value: Any) -> Any:
     """A hashable form in which equal JSON values are equal: booleans apart from numbers,
     objects as sets of pairs. Python alone would call True equal to 1."""
     if isinstance(value, bool):
-        return ("bool", value)
+        return (BOOLEAN, value)
     if isinstance(value, (int, float)):
-        return ("number", value)
+        return (NUMBER, value)
     if isinstance(value, Mapping):
-        return ("object", frozenset((key, canonical(item)) for key, item in value.items()))
+        return (OBJECT, frozenset((key, canonical(item)) for key, item in value.items()))
     if isinstance(value, list):
-        return ("array", tuple(canonical(item) for item in value))
+        return (ARRAY, tuple(canonical(item) for item in value))
     if isinstance(value, str) or value is None:
-        return ("scalar", value)
-    return ("other", id(value))  # not a JSON value: equal only to itself, and always hashable
+        return (SCALAR, value)
+    return (OTHER, id(value))  # not a JSON value: equal only to itself, and always hashable
 
 
 def _all(predicates: list[Predicate]) -> Predicate:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import re
 import socket
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpcore
 import pytest
 import pytest_asyncio
 from aiohttp import web
@@ -24,7 +26,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from pipeline.dispatcher.guard import Guard, Refused, forbidden_kind, parse_networks
+from pipeline.dispatcher.guard import (
+    Guard,
+    GuardedBackend,
+    GuardedResolver,
+    Refused,
+    forbidden_kind,
+    parse_networks,
+)
 from pipeline.dispatcher.http import (
     AiohttpTransport,
     DeliveryConnectionError,
@@ -51,6 +60,8 @@ LOOPBACK = ["127.0.0.0/8"]
     ("fd12:3456::1", "a private address"),
     ("169.254.169.254", "a link-local address"),
     ("fe80::1", "a link-local address"),
+    ("fec0::1", "a site-local address"),  # deprecated (RFC 3879), and Python calls it global
+    ("feff::1", "a site-local address"),
     ("0.0.0.0", "an unspecified address"),
     ("::", "an unspecified address"),
     ("224.0.0.1", "a multicast address"),
@@ -83,6 +94,22 @@ def test_the_allow_list_lets_its_networks_through_and_nothing_else() -> None:
     assert guard.refusal("::1", "::1") == "::1 is a loopback address; allow it with the allowed-networks setting"
 
 
+def test_an_address_that_is_not_an_ip_address_is_refused() -> None:
+    assert Guard().refusal("h", "not-an-ip") == "h: 'not-an-ip' is not a valid IP address"
+    assert Guard.build(["0.0.0.0/0", "::/0"]).refusal("h", "10.0.0.300") == "h: '10.0.0.300' is not a valid IP address"
+
+
+def test_the_guard_refuses_plain_http_and_allows_nothing_extra_by_default() -> None:
+    assert Guard.build() == Guard() == Guard((), allow_http=False)
+    assert Guard.build(LOOPBACK).allow_http is False
+    assert Guard.build(LOOPBACK, allow_http=True).allow_http is True
+
+
+def test_an_allowed_network_may_be_written_with_host_bits_set() -> None:
+    assert parse_networks("10.1.2.3/8") == (ipaddress.ip_network("10.0.0.0/8"),)
+    assert Guard.build(["10.1.2.3/8"]).refusal("h", "10.200.0.1") is None
+
+
 def test_an_allowed_network_never_covers_the_other_ip_version() -> None:
     assert Guard.build(["::/0"]).refusal("h", "127.0.0.1") is not None
     assert Guard.build(["0.0.0.0/0"]).refusal("h", "::1") is not None
@@ -103,15 +130,38 @@ def test_allowed_networks_are_parsed_from_a_list_or_a_comma_separated_string() -
     ("https://2130706433/hook", "not a dotted-quad IPv4 address"),
     ("https://0x7f000001/hook", "not a dotted-quad IPv4 address"),
     ("https://0177.0.0.1/hook", "not a dotted-quad IPv4 address"),
+    ("https://[fec0::1]/", "fec0::1 is a site-local address"),
+    ("https://[::1", "'https://[::1' is not a valid URL: "),
+    ("https:///hook", "https:///hook: no host"),
+    ("https://", "https://: no host"),
+    ("https://999.1.1.1/hook", "host '999.1.1.1' is a number but not a dotted-quad IPv4 address"),
+    ("https://[zz::1]/hook", "host 'zz::1' is not a valid IPv6 address"),
+    ("mailto:ops@example.com", "mailto:ops@example.com: only https URLs are delivered to"),
+    ("example.com/hook", "example.com/hook: only https URLs are delivered to"),
 ])
 def test_urls_are_checked_before_any_lookup(url: str, message: str) -> None:
-    with pytest.raises(Refused, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(Refused, match=re.escape(message)):
         Guard().check_url(url)
+
+
+def test_an_answer_that_is_no_address_is_refused() -> None:
+    """URLs never get this far with one (see above); a resolver's answer can."""
+    assert Guard().refusal("example.com", "999.1.1.1") == "example.com: '999.1.1.1' is not a valid IP address"
 
 
 def test_a_public_https_url_or_a_host_name_passes_the_url_check() -> None:
     Guard().check_url("https://93.184.215.14/hook")
     Guard().check_url("https://hooks.example.com/hook")  # names are checked where they resolve
+    assert Guard().url_refusal("https://[2606:4700:4700::1111]:8443/hook") is None
+
+
+def test_plain_http_passes_the_url_check_only_when_allowed() -> None:
+    allowing = Guard.build(LOOPBACK, allow_http=True)
+    assert allowing.url_refusal("http://127.0.0.1:8080/hook") is None
+    assert allowing.url_refusal("http://10.0.0.5/hook") == "10.0.0.5 is a private address; " + \
+        "allow it with the allowed-networks setting"
+    assert Guard.build(LOOPBACK).url_refusal("http://127.0.0.1/") == \
+        "http://127.0.0.1/: plain http is refused; use https, or allow http with the allow-http setting"
 
 
 # --- through the transports, against real local servers --------------------------------------
@@ -138,17 +188,137 @@ class MapResolver(AbstractResolver):
     def __init__(self, table: dict[str, list[str]]):
         self.table = table
         self.lookups: list[str] = []
+        self.calls: list[tuple[str, int, socket.AddressFamily]] = []
+        self.closed = False
 
     async def resolve(self, host: str, port: int = 0,
                       family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
         self.lookups.append(host)
+        self.calls.append((host, port, family))
         if host not in self.table:
             raise OSError(f"{host} is not in the table")
         return [{"hostname": host, "host": address, "port": port, "proto": 0, "flags": 0,
                  "family": socket.AF_INET6 if ":" in address else socket.AF_INET} for address in self.table[host]]
 
     async def close(self) -> None:
-        pass
+        self.closed = True
+
+
+# --- the guarded resolver and httpcore backend, on fakes ---------------------------------------
+
+@pytest.mark.asyncio
+async def test_the_guarded_resolver_asks_its_resolver_as_it_was_asked_and_keeps_the_allowed() -> None:
+    inner = MapResolver({"mixed.example": ["10.0.0.5", "127.0.0.1", "::1"]})
+    resolver = GuardedResolver(Guard.build(["127.0.0.0/8", "::1/128"]), inner)
+    answers = await resolver.resolve("mixed.example", 8443, socket.AF_UNSPEC)
+    assert [answer["host"] for answer in answers] == ["127.0.0.1", "::1"]
+    await resolver.resolve("mixed.example")
+    assert inner.calls == [("mixed.example", 8443, socket.AF_UNSPEC), ("mixed.example", 0, socket.AF_INET)]
+
+
+@pytest.mark.asyncio
+async def test_the_guarded_resolver_refuses_with_the_first_reason_or_an_empty_answer() -> None:
+    resolver = GuardedResolver(Guard(), MapResolver({"internal.example": ["127.0.0.1", "10.0.0.5"],
+                                                     "nowhere.example": []}))
+    with pytest.raises(Refused, match=r"^internal\.example resolves to 127\.0\.0\.1, a loopback address; "):
+        await resolver.resolve("internal.example", 443)
+    with pytest.raises(Refused) as refused:
+        await resolver.resolve("nowhere.example", 443)
+    assert str(refused.value) == "nowhere.example resolved to no address"
+
+
+@pytest.mark.asyncio
+async def test_the_guarded_resolver_closes_only_a_resolver_it_made() -> None:
+    given = MapResolver({})
+    resolver = GuardedResolver(Guard(), given)
+    await resolver.close()
+    assert not given.closed
+    own = GuardedResolver(Guard.build(LOOPBACK))
+    for _ in range(2):  # closing forgets aiohttp's resolver, and the next lookup makes a new one
+        assert [answer["host"] for answer in await own.resolve("127.0.0.1", 80)] == ["127.0.0.1"]
+        await own.close()
+
+
+@pytest.mark.asyncio
+async def test_the_guarded_resolver_closes_the_resolver_it_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[MapResolver] = []
+
+    def make() -> MapResolver:
+        made.append(MapResolver({"h": ["127.0.0.1"]}))
+        return made[-1]
+
+    monkeypatch.setattr("pipeline.dispatcher.guard.DefaultResolver", make)
+    resolver = GuardedResolver(Guard.build(LOOPBACK))
+    await resolver.close()  # nothing made yet, nothing to close
+    await resolver.resolve("h", 80)
+    await resolver.close()
+    assert [inner.closed for inner in made] == [True]
+
+
+class FakeBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend, failing for the addresses given and recording every call."""
+
+    def __init__(self, failing: dict[str, Exception]):
+        self.failing = failing
+        self.connects: list[tuple[str, int, dict[str, object]]] = []
+        self.slept: list[float] = []
+
+    async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):  # type: ignore[no-untyped-def]
+        self.connects.append((host, port, {"timeout": timeout, "local_address": local_address,
+                                           "socket_options": socket_options}))
+        if host in self.failing:
+            raise self.failing[host]
+        return f"stream to {host}"
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+
+
+def _backend(table: dict[str, list[str]], failing: dict[str, Exception]) -> tuple[GuardedBackend, MapResolver,
+                                                                                    FakeBackend]:
+    lookups, inner = MapResolver(table), FakeBackend(failing)
+    return GuardedBackend(GuardedResolver(Guard.build(["127.0.0.0/8", "::1/128"]), lookups), inner), lookups, inner
+
+
+@pytest.mark.asyncio
+async def test_the_backend_connects_to_the_allowed_answers_in_order_with_the_callers_options() -> None:
+    backend, lookups, inner = _backend({"::1": ["::1", "10.0.0.1", "127.0.0.1"]},
+                                       {"::1": httpcore.ConnectError("refused")})
+    options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+    stream = await backend.connect_tcp("[::1]", 8443, timeout=2.5, local_address="127.0.0.2", socket_options=options)
+    assert stream == "stream to 127.0.0.1"
+    assert lookups.calls == [("::1", 8443, socket.AF_UNSPEC)]  # an IPv6 literal without its brackets
+    expected = {"timeout": 2.5, "local_address": "127.0.0.2", "socket_options": options}
+    assert inner.connects == [("::1", 8443, expected), ("127.0.0.1", 8443, expected)]
+
+
+@pytest.mark.asyncio
+async def test_the_backend_looks_up_a_host_name_as_it_is() -> None:
+    backend, lookups, _ = _backend({"X-ray.example": ["127.0.0.1"]}, {})
+    assert await backend.connect_tcp("X-ray.example", 443) == "stream to 127.0.0.1"
+    assert lookups.lookups == ["X-ray.example"]
+
+
+@pytest.mark.asyncio
+async def test_the_backend_raises_the_last_failure_when_no_answer_connects() -> None:
+    last = httpcore.ConnectTimeout("slow")
+    backend, _, inner = _backend({"both.example": ["127.0.0.1", "127.0.0.2"]},
+                                 {"127.0.0.1": httpcore.ConnectError("refused"), "127.0.0.2": last})
+    with pytest.raises(httpcore.ConnectTimeout) as raised:
+        await backend.connect_tcp("both.example", 443)
+    assert raised.value is last
+    assert [host for host, _, _ in inner.connects] == ["127.0.0.1", "127.0.0.2"]
+
+
+@pytest.mark.asyncio
+async def test_the_backend_reports_a_failed_lookup_as_a_connect_error_and_refuses_unix_sockets() -> None:
+    backend, _, inner = _backend({}, {})
+    with pytest.raises(httpcore.ConnectError, match=r"^unknown\.example: unknown\.example is not in the table$"):
+        await backend.connect_tcp("unknown.example", 443)
+    with pytest.raises(Refused, match=r"^unix socket /run/docker\.sock: only TCP is delivered to$"):
+        await backend.connect_unix_socket("/run/docker.sock")
+    await backend.sleep(0.25)
+    assert (inner.connects, inner.slept) == ([], [0.25])
 
 
 @dataclass

@@ -1,5 +1,7 @@
 import hashlib
+import time
 import zlib
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -86,6 +88,11 @@ def test_arrays_and_nested_objects_render_recursively() -> None:
                                 "list": [{"sku": "A-1"}, [7]], "{{ not.a.key.placeholder }}": 1}
 
 
+def test_a_compiled_template_keeps_its_source() -> None:
+    source = {"user": "{{ data.user.name }}", "n": 1}
+    assert compile_template(source).source == source
+
+
 def test_renders_are_independent() -> None:
     template = compile_template({"list": ["{{ data.n }}"], "lit": {"$literal": {"a": [1]}}})
     first = template.render(DOCUMENT)
@@ -161,8 +168,29 @@ def test_values_that_are_not_dates_render_as_null() -> None:
     assert render({"$date": "data.nothing", "format": "%Y"}) is None
 
 
+@pytest.fixture
+def new_york(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The machine's local time zone set to New York for one test."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_dates_are_utc_whatever_the_local_time_zone(new_york: None) -> None:
+    assert time.localtime(0).tm_hour == 19  # the fixture did change the local zone
+    formatted = {"$date": "data.v", "format": "%Y-%m-%d %H:%M %z"}
+    for value, expected in [("2026-03-04T05:06:07+02:00", "2026-03-04 03:06 +0000"),
+                            ("2026-03-04T05:06:07", "2026-03-04 05:06 +0000"),
+                            (1_700_000_000, "2023-11-14 22:13 +0000")]:
+        assert render(formatted, {"data": {"v": value}}) == expected
+        assert to_datetime(value).tzinfo == timezone.utc  # type: ignore[union-attr]
+
+
 def test_to_datetime() -> None:
     assert to_datetime("2026-01-02T03:04:05Z") == datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    assert to_datetime("2026-01-02T03:04:05") == datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)  # naive is UTC
     assert to_datetime(0) == datetime(1970, 1, 1, tzinfo=timezone.utc)
     assert to_datetime(99_999_999_999) == datetime.fromtimestamp(99_999_999_999, timezone.utc)  # still seconds
     assert to_datetime(100_000_000_000) == datetime.fromtimestamp(100_000_000, timezone.utc)  # milliseconds
@@ -182,12 +210,35 @@ def test_as_text() -> None:
         "x", "", "true", "7", "1.5", '[1,"a"]', '{"k":null}']
 
 
+def test_as_text_keeps_non_ascii_characters_inside_json() -> None:
+    assert as_text(["Zürich", {"ö": "€"}]) == '["Zürich",{"ö":"€"}]'
+    assert render("{{ data.city }}/{{ data.tags }}", {"data": {"city": "Zürich", "tags": ["é"]}}) == 'Zürich/["é"]'
+
+
+def test_values_that_are_not_json_are_interpolated_as_their_text() -> None:
+    moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    assert as_text({"at": moment}) == '{"at":"2026-01-02 03:04:05+00:00"}'
+    assert render("at {{ data.at }}", {"data": {"at": [moment]}}) == 'at ["2026-01-02 03:04:05+00:00"]'
+
+
 # -- refusals ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("template", "message"), [
     ("{{ data.n", "(root): unclosed {{ at character 0"),
     ({"a": ["ok", "x {{ data.n }} {{ y"]}, "/a/1: unclosed {{ at character 15"),
     ("{{ }}", "(root): placeholder: a path cannot be empty"),
+    ("{{}}", "(root): placeholder: a path cannot be empty"),
+    ({"a": ["x {{}}"]}, "/a/0: placeholder: a path cannot be empty"),
+    ("{{ a}b }}", "(root): placeholder path 'a}b' cannot contain braces"),
+    ({"a": "{{ a{b }}"}, "/a: placeholder path 'a{b' cannot contain braces"),
+    ({"a": {1: "x"}}, "/a: key 1 is not a string"),
+    ({"x": {"$hash": "md5", "$date": "t", "of": ["a"]}}, "/x: an object takes one special key, not $hash and $date"),
+    ({"x": {"$literal": 1, "y": 2}}, "/x/y: is not an option of $literal; it takes none"),
+    ({"x": {"$hash": "md5", "of": []}}, "/x/of: needs a non-empty list of paths"),
+    ({"x": {"$hash": "md5", "of": ["a", "b}"]}}, "/x/of/1: hashed field path 'b}' cannot contain braces"),
+    ({"x": {"$hash": "md5", "of": ["a"], "separator": None}}, "/x/separator: must be a string"),
+    ({"x": [{"$date": "", "format": "%Y"}]}, "/x/0/$date: date: a path cannot be empty"),
+    ({"x": {"$date": "time", "format": "%"}}, "/x/format: ends with a lone %"),
     ("{{data..n}}", "(root): placeholder: path 'data..n' has an empty segment"),
     ("{{ {{ data.n }}", "(root): placeholder path '{{ data.n' cannot contain braces"),
     ({"$foo": 1}, "/$foo: unknown special key; use $hash, $date or $literal"),
@@ -201,9 +252,13 @@ def test_as_text() -> None:
     ({"$hash": "md5", "of": ["a", 3]}, "/of/1: a hashed field path must be a string, not int"),
     ({"$hash": "md5", "of": ["a"], "separator": 1}, "/separator: must be a string"),
     ({"$hash": "md5", "of": ["a"], "salt": "x"}, "/salt: is not an option of $hash; it takes of, separator"),
-    ({"$date": "time"}, "/format: needs a strftime format"),
+    ({"$date": "time"}, "/format: needs a strftime format such as '%Y-%m-%d %H:%M:%S'"),
     ({"$date": "time", "format": ""}, "/format: needs a strftime format"),
     ({"$date": "time", "format": "%Y-%Q"}, "/format: unknown strftime directive %Q"),
+    ({"$date": "time", "format": "%Q-%Y"}, "/format: unknown strftime directive %Q"),
+    ({"$date": "time", "format": "%Y %Q %m"}, "/format: unknown strftime directive %Q"),
+    ({"$date": "time", "format": "%Y%Q"}, "/format: unknown strftime directive %Q"),
+    ({"$date": "time", "format": "%%%Q"}, "/format: unknown strftime directive %Q"),
     ({"$date": "time", "format": "%Y %"}, "/format: ends with a lone %"),
     ({"$date": "time", "format": "%-d"}, "/format: unknown strftime directive %-"),
     ({"$date": "", "format": "%Y"}, "/$date: date: a path cannot be empty"),
@@ -247,6 +302,18 @@ def test_event_data_holding_nan_cannot_be_rendered() -> None:
     assert caught.value.field == "data.a.1"
     with pytest.raises(InvalidInput):
         event_document(Event(type="t", data=b'{"a": 1e999}'))
+
+
+def test_objects_may_nest_as_deep_as_the_limit() -> None:
+    template: Any = "{{ data.n }}"
+    for _ in range(MAX_DEPTH - 1):
+        template = {"k": template}
+    rendered = compile_template(template).render(DOCUMENT)
+    for _ in range(MAX_DEPTH - 1):
+        rendered = rendered["k"]
+    assert rendered == 7
+    error = refusal({"k": template})
+    assert error.problem == "/k" * MAX_DEPTH + f": nesting is deeper than {MAX_DEPTH} levels"
 
 
 def test_refusals_are_invalid_input_naming_the_template_field() -> None:

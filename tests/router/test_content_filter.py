@@ -7,7 +7,7 @@ import pytest
 from pipeline.errors import InvalidInput
 from pipeline.models import Event
 from pipeline.documents import MISSING, event_document, lookup, parse_path
-from pipeline.router.content_filter import MAX_DEPTH, compile_filter
+from pipeline.router.content_filter import MAX_DEPTH, canonical, compile_filter
 
 DOCUMENT: dict[str, Any] = {
     "id": "evt_1", "type": "order.paid", "source": "device-1", "tenant": "acme",
@@ -90,6 +90,41 @@ def test_eq_compares_objects_and_arrays_deeply() -> None:
     assert not matches({"data.tags": {"$eq": ["eu", "vip"]}})  # order matters
     assert matches({"data.items": {"$eq": [{"qty": 2, "sku": "A-1"}, {"sku": "B-2", "qty": 1}]}})
     assert not matches({"data.items": {"$eq": [{"qty": True, "sku": "A-1"}, {"sku": "B-2", "qty": 1}]}})
+
+
+def test_strings_are_compared_by_value_not_by_identity() -> None:
+    # Literals in one module are often the very same object; strings from parsing never are.
+    built, parsed = "".join(["E", "UR"]), json.loads('"EUR"')
+    assert built is not parsed
+    document = {"data": {"currency": built, "tags": ["x", "".join(["v", "ip"])]}}
+    assert matches({"data.currency": parsed}, document)
+    assert matches({"data.currency": {"$in": [json.loads('"USD"'), parsed]}}, document)
+    assert matches({"data.tags": json.loads('"vip"')}, document)
+    assert not matches({"data.currency": {"$neq": parsed}}, document)
+    assert not matches({"data.currency": json.loads('"EURO"')}, document)
+
+
+def test_false_and_true_are_different_values() -> None:
+    for flag in (True, False):
+        document = {"data": {"flag": flag}}
+        assert matches({"data.flag": flag}, document) and not matches({"data.flag": not flag}, document)
+        assert matches({"data.flag": {"$in": [flag]}}, document)
+        assert not matches({"data.flag": {"$in": [not flag, None, 0, 1]}}, document)
+        assert matches({"data.flag": {"$neq": not flag}}, document)
+
+
+def test_null_and_strings_and_numbers_are_different_values() -> None:
+    document = {"data": {"none": None, "zero": 0, "empty": ""}}
+    assert not matches({"data.none": ""}, document) and not matches({"data.empty": None}, document)
+    assert not matches({"data.zero": None}, document) and not matches({"data.zero": "0"}, document)
+    assert not matches({"data.zero": False}, document) and not matches({"data.empty": []}, document)
+    assert not matches({"data.empty": {}}, document) and not matches({"data.none": []}, document)
+
+
+def test_values_that_are_not_json_equal_only_themselves() -> None:
+    first, second = object(), object()
+    assert canonical(first) == canonical(first) and canonical(first) != canonical(second)
+    assert canonical(first) != canonical(None)
 
 
 def test_an_empty_object_literal_is_equality_with_an_empty_object() -> None:
@@ -264,6 +299,11 @@ def test_matching_odd_documents_never_raises() -> None:
     ({"data.x": {"$eq": 1, "y": 2}}, "data.x: an object cannot mix operators and field names"),
     ({"data..x": 1}, "data..x: path 'data..x' has an empty segment"),
     ({"data.x.": 1}, "data.x.: path 'data.x.' has an empty segment"),
+    ({"data..x": {"$gt": 1}}, "data..x: path 'data..x' has an empty segment"),
+    ({"data": {"x.": {"$exist": True}}}, "data.x.: path 'data.x.' has an empty segment"),
+    ({"data.x": {"$in": (1, 2)}}, "data.x.$in: needs a list, not tuple"),
+    ({"data.x": {"$regex": b"x"}}, "data.x.$regex: needs a string, not bytes"),
+    ({"data.x": {"$gt": 1.5j}}, "data.x.$gt: needs a number or a string, not complex"),
     ({"": 1}, "(root): key '' is not a path"),
     ({"data": {"": 1}}, "data: key '' is not a path"),
 ])
@@ -287,7 +327,25 @@ def test_nesting_deeper_than_the_limit_is_refused() -> None:
     deep_paths: dict[str, Any] = {"x": 1}
     for _ in range(MAX_DEPTH):
         deep_paths = {"k": deep_paths}
-    assert "nesting is deeper" in refusal(deep_paths).problem
+    assert refusal(deep_paths).problem == f"{'.'.join(['k'] * MAX_DEPTH)}: nesting is deeper than {MAX_DEPTH} levels"
+
+
+def test_nested_objects_of_paths_may_be_as_deep_as_the_limit() -> None:
+    rule: dict[str, Any] = {"x": 1}
+    document: dict[str, Any] = {"x": 1}
+    for _ in range(MAX_DEPTH - 1):
+        rule, document = {"k": rule}, {"k": document}
+    assert matches(rule, document)
+    assert not matches(rule, {"k": 1})
+
+
+def test_a_compiled_filter_keeps_its_rule_and_shows_it() -> None:
+    rule = {"data.amount": {"$gte": 100}, "data.currency": "EUR"}
+    content = compile_filter(rule)
+    assert content.rule == rule
+    assert repr(content) == 'ContentFilter({"data.amount": {"$gte": 100}, "data.currency": "EUR"})'
+    at = datetime(2026, 1, 2, tzinfo=timezone.utc)  # only JSON reaches a subscription, but repr never raises
+    assert repr(compile_filter({"data.at": at})) == 'ContentFilter({"data.at": "2026-01-02 00:00:00+00:00"})'
 
 
 def test_refusals_are_invalid_input_naming_the_filter_field() -> None:

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import time
 
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from pipeline.models import new_secret
-from pipeline.signing import sign, signature_header, verify, webhook_headers
+from pipeline.signing import (
+    body_signature,
+    decode_secret,
+    secret_key,
+    sign,
+    signature_header,
+    verify,
+    verify_body_signature,
+    webhook_headers,
+)
 
 BODIES = [  # UTF-8 only: the reference library decodes the body before it checks it
     b"{}",
@@ -55,6 +66,21 @@ def test_the_prefix_is_optional_for_the_key() -> None:
 def test_a_malformed_secret_is_refused() -> None:
     with pytest.raises(ValueError, match="whsec_"):
         sign("whsec_not base64!", "msg_1", 1, b"{}")
+
+
+@pytest.mark.parametrize("secret", ["whsec_AAAA!", "whsec_AA AA", "whsec_AAAA\n", "whsec_AA-_"])
+def test_a_secret_with_characters_outside_base64_is_refused_not_stripped(secret: str) -> None:
+    # Lenient base64 would drop the stray characters and sign with the key "AAAA" stands for.
+    for decode in (decode_secret, secret_key):
+        with pytest.raises(ValueError, match=r"a webhook secret must be whsec_<base64>"):
+            decode(secret)
+
+
+def test_the_key_is_the_base64_after_the_prefix() -> None:
+    key = bytes(range(24))
+    assert decode_secret("whsec_" + base64.b64encode(key).decode()) == key
+    assert decode_secret(base64.b64encode(key).decode()) == key
+    assert secret_key("whsec_" + base64.b64encode(key).decode()) == key
 
 
 def test_headers_name_the_id_and_timestamp() -> None:
@@ -140,3 +166,47 @@ class TestVerify:
         other = sign(new_secret(), "msg_4", self.NOW, self.BODY)
         mixed = self.headers(**{"webhook-signature": f"{other} {self.headers()['webhook-signature']}"})
         assert verify(self.SECRET, mixed, self.BODY, now=self.NOW)
+
+
+def test_a_lone_surrogate_in_an_offered_signature_is_a_mismatch_not_an_error() -> None:
+    # aiohttp hands over undecodable header bytes as lone surrogates, which strict UTF-8 refuses.
+    headers = webhook_headers([SPEC_SECRET], "msg_1", 1_700_000_000, b"{}")
+    good = headers["webhook-signature"]
+    assert not verify(SPEC_SECRET, headers | {"webhook-signature": "v1,\udcff"}, b"{}", now=1_700_000_000)
+    assert verify(SPEC_SECRET, headers | {"webhook-signature": f"v1,\udcff {good}"}, b"{}", now=1_700_000_000)
+
+
+class TestBodySignature:
+    """The `hmac-sha256` scheme: the hex HMAC of the body alone in `x-signature`."""
+
+    SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
+    BODY = b'{"a":1}'
+    HEX = hmac.new(b"k" * 32, BODY, hashlib.sha256).hexdigest()
+
+    def test_is_the_hex_hmac_sha256_of_the_body_with_the_decoded_key(self) -> None:
+        assert body_signature(self.SECRET, self.BODY) == self.HEX
+        assert body_signature(self.SECRET.removeprefix("whsec_"), self.BODY) == self.HEX
+
+    def test_verifies_with_or_without_the_algorithm_header_in_any_case(self) -> None:
+        assert verify_body_signature(self.SECRET, {"x-signature": self.HEX}, self.BODY)
+        assert verify_body_signature(self.SECRET, {"X-Signature": self.HEX.upper(), "X-Signature-Algo": "SHA256"},
+                                     self.BODY)
+
+    def test_accepts_when_any_offered_signature_matches(self) -> None:
+        other = body_signature(new_secret(), self.BODY)
+        assert verify_body_signature(self.SECRET, {"x-signature": f"{other} {self.HEX}"}, self.BODY)
+        assert not verify_body_signature(self.SECRET, {"x-signature": other}, self.BODY)
+
+    @pytest.mark.parametrize("headers", [{}, {"x-signature": ""}, {"x-signature": "0" * 64},
+                                         {"x-signature": "\udcff"}])
+    def test_rejects_a_missing_or_garbled_signature_without_raising(self, headers: dict[str, str]) -> None:
+        assert not verify_body_signature(self.SECRET, headers, self.BODY)
+
+    @pytest.mark.parametrize("algorithm", ["sha1", "sha512", ""])
+    def test_rejects_another_algorithm_even_with_a_matching_signature(self, algorithm: str) -> None:
+        assert not verify_body_signature(self.SECRET, {"x-signature": self.HEX, "x-signature-algo": algorithm},
+                                         self.BODY)
+
+    def test_rejects_a_tampered_body_or_a_wrong_secret(self) -> None:
+        assert not verify_body_signature(self.SECRET, {"x-signature": self.HEX}, self.BODY + b" ")
+        assert not verify_body_signature(new_secret(), {"x-signature": self.HEX}, self.BODY)
