@@ -1,7 +1,8 @@
 """The admin API (FastAPI; OpenAPI at /docs), authenticated by API tokens.
 
 Subscriptions are read from a live table and written to the compacted topic; statistics come
-from the results service, the one process that may open an embedded ClickHouse directory.
+from the results service, the one process that may open an embedded ClickHouse
+directory; events published over HTTP go to the events topic as the SDK writes them.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from typing import Any, AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from pipeline.api.auth import caller_from, load_tokens
+from pipeline.api.auth import PUBLISH, caller_from, load_tokens
+from pipeline.api import publish_routes
+from pipeline.api.publish_routes import Publishing, publish_router
 from pipeline.api.stats_routes import mount_dashboard, stats_router
 from pipeline.api.subscription_routes import recovery_router, subscription_router
 from pipeline.config import Settings
-from pipeline.errors import InvalidInput
+from pipeline.errors import InvalidInput, ServiceError
 from pipeline.producer.tasks import TaskPublisher
 from pipeline.replay.replayer import Replayer
 from pipeline.subscriptions.commands import SubscriptionCommands, UnknownSubscription
@@ -46,27 +49,38 @@ class WriteThroughWriter(SubscriptionWriter):
 def create_app(settings: Settings) -> FastAPI:
     table = SubscriptionTable(settings)
     commands = SubscriptionCommands(WriteThroughWriter(settings, table), table.get)
-    caller = caller_from(load_tokens(settings))
+    tokens = load_tokens(settings)
+    caller = caller_from(tokens)
     results_url = f"http://127.0.0.1:{settings.results_port}"
+    tasks = TaskPublisher(settings)
+    publishing = Publishing(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         follower = asyncio.create_task(table.run())
         await table.wait_loaded(timeout_s=60)
+        await publishing.start()
         yield
+        await publishing.stop()
         follower.cancel()
         await asyncio.gather(follower, return_exceptions=True)
 
     app = FastAPI(title="Webhook pipeline admin API", version="0.1.0", lifespan=lifespan)
     replayer = Replayer(settings)
     app.include_router(recovery_router(replayer, caller))
-    app.include_router(subscription_router(table, commands, TaskPublisher(settings), replayer, caller,
+    app.include_router(subscription_router(table, commands, tasks, replayer, caller,
                                            timedelta(seconds=settings.secret_rotation_overlap_s)))
+    app.include_router(publish_router(publishing, caller_from(tokens, PUBLISH)))
+    statuses = {UnknownSubscription: 404, **publish_routes.ERROR_STATUSES}
 
     @app.exception_handler(InvalidInput)
     async def invalid_input(_: Request, exc: InvalidInput) -> JSONResponse:
-        status = 404 if isinstance(exc, UnknownSubscription) else 422
+        status = next((code for kind, code in statuses.items() if isinstance(exc, kind)), 422)
         return JSONResponse({"error": {"field": exc.field, "problem": exc.problem}}, status_code=status)
+
+    @app.exception_handler(ServiceError)
+    async def service_error(_: Request, exc: ServiceError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=503)  # Kafka or ClickHouse did not answer
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
