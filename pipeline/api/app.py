@@ -1,7 +1,7 @@
 """The admin API (FastAPI; OpenAPI at /docs), authenticated by API tokens.
 
-Subscriptions are read from a live table and written to the compacted topic; statistics come
-from the results service, the one process that may open an embedded ClickHouse
+Subscriptions are read from a live table and written to the compacted topic; statistics and
+event lookups come from the results service, the one process that may open an embedded ClickHouse
 directory; events published over HTTP go to the events topic as the SDK writes them.
 """
 
@@ -16,7 +16,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from pipeline.api.auth import PUBLISH, caller_from, load_tokens
-from pipeline.api import publish_routes
+from pipeline.api import event_routes, publish_routes
+from pipeline.api.event_routes import event_router
 from pipeline.api.publish_routes import Publishing, publish_router
 from pipeline.api.stats_routes import mount_dashboard, stats_router
 from pipeline.api.subscription_routes import recovery_router, subscription_router
@@ -24,6 +25,7 @@ from pipeline.config import Settings
 from pipeline.errors import InvalidInput, ServiceError
 from pipeline.producer.tasks import TaskPublisher
 from pipeline.replay.replayer import Replayer
+from pipeline.replay.resend import Resender
 from pipeline.subscriptions.commands import SubscriptionCommands, UnknownSubscription
 from pipeline.subscriptions.model import Subscription
 from pipeline.subscriptions.table import SubscriptionTable
@@ -71,7 +73,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(subscription_router(table, commands, tasks, replayer, caller,
                                            timedelta(seconds=settings.secret_rotation_overlap_s)))
     app.include_router(publish_router(publishing, caller_from(tokens, PUBLISH)))
-    statuses = {UnknownSubscription: 404, **publish_routes.ERROR_STATUSES}
+    app.include_router(event_router(Resender(settings, tasks), table, results_url, caller))
+    statuses = {UnknownSubscription: 404, **publish_routes.ERROR_STATUSES, **event_routes.ERROR_STATUSES}
 
     @app.exception_handler(InvalidInput)
     async def invalid_input(_: Request, exc: InvalidInput) -> JSONResponse:

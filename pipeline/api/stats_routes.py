@@ -59,19 +59,26 @@ def scoped_parameters(query: dict[str, str], who: Caller) -> dict[str, str]:
     return query | {"tenant": who.tenant}
 
 
+async def ask_results(results_url: str, path: str, params: dict[str, str],
+                      timeout_s: float = TIMEOUT_S) -> tuple[int, Any]:
+    """The results service's status and JSON answer; 503 when it does not answer."""
+    async with httpx.AsyncClient(timeout=timeout_s) as client:
+        try:
+            response = await client.get(f"{results_url}{path}", params=params)
+        except httpx.TransportError as exc:
+            raise HTTPException(503, f"the results service at {results_url} is not answering: {exc}") from exc
+    try:
+        return response.status_code, response.json()
+    except ValueError:
+        return response.status_code, {"error": f"the results service answered {response.status_code}: "
+                                               f"{response.text[:200]}"}
+
+
 def _proxy(results_url: str, path: str, caller: Any, timeout_s: float) -> Any:
     async def proxy(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
         params = scoped_parameters(dict(request.query_params), who)
-        async with httpx.AsyncClient(timeout=timeout_s) as client:
-            try:
-                response = await client.get(f"{results_url}{path}", params=params)
-            except httpx.TransportError as exc:
-                raise HTTPException(503, f"the results service at {results_url} is not answering: {exc}") from exc
-        try:
-            body = response.json()
-        except ValueError:
-            body = {"error": f"the results service answered {response.status_code}: {response.text[:200]}"}
-        return JSONResponse(body, status_code=response.status_code)
+        status, body = await ask_results(results_url, path, params, timeout_s)
+        return JSONResponse(body, status_code=status)
 
     proxy.__name__ = "stats" + path.replace("/", "_")  # distinct OpenAPI operation ids
     return proxy

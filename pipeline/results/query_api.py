@@ -32,6 +32,10 @@ the dead-letter topic is stored as outcome `dead_lettered`; it is no HTTP attemp
                                                         reasons: [{outcome, status_code, reason, attempts,
                                                         events, subscriptions, last_seen}]}
     GET /v1/attempts/count[?subscription_id=&outcome=]     {"count": n}   (dead_lettered only if asked)
+    GET /v1/events/{event_id}[?tenant=]               {event_id, event_type, tenant, source, event_time,
+                                                        routing: [decision], deliveries: [{subscription_id,
+                                                        state, attempts: [attempt]}]}   (404 when unknown;
+                                                        see pipeline.results.event_trail)
 
 Bad parameters answer 422 {"error": {"field", "problem"}}; a failing store 503 {"error": reason}.
 """
@@ -44,6 +48,7 @@ from typing import Any
 from aiohttp import web
 
 from pipeline.errors import InvalidInput
+from pipeline.results.event_trail import UnknownEvent, event_trail
 from pipeline.results.queries import StatsQueries, json_safe, json_safe_row
 from pipeline.results.store import AsyncResultsStore
 
@@ -64,6 +69,15 @@ async def count_attempts(request: web.Request) -> web.Response:
         request.query.get("subscription_id"), request.query.get("outcome")
     )
     return web.json_response({"count": count})
+
+
+async def show_event(request: web.Request) -> web.Response:
+    try:
+        found = await event_trail(request.app[STORE_KEY], request.match_info["event_id"],
+                                  request.query.get("tenant", ""))
+    except UnknownEvent as exc:
+        return web.json_response({"error": {"field": exc.field, "problem": exc.problem}}, status=404)
+    return web.json_response(found)
 
 
 def _answer(method_name: str) -> Any:
@@ -102,6 +116,7 @@ def create_query_app(store: AsyncResultsStore) -> web.Application:
     app.router.add_get("/v1/attempts", _answer("last_attempts"))
     app.router.add_get("/v1/errors", _answer("errors"))
     app.router.add_get("/v1/attempts/count", count_attempts)
+    app.router.add_get("/v1/events/{event_id:.+}", show_event)
     return app
 
 

@@ -118,7 +118,7 @@ class EventRouter:
             # Strict order for an endpoint means one partition: key every task the same.
             key = subscription.id.encode() if subscription.ordering == "strict" else event.partition_key
             self.output.write(self.names.endpoint(subscription.id), key, task)
-        self._record(routing_decision(event, decision))
+        self._record(routing_decision(event, decision, message))
 
     def _record(self, decision: dict) -> None:
         self.output.write(self.names.routing, decision["event_id"].encode(),

@@ -12,7 +12,7 @@ from pipeline.models import Event
 from pipeline.router.matching import Decision
 
 
-def routing_decision(event: Event, decision: Decision) -> dict[str, Any]:
+def routing_decision(event: Event, decision: Decision, message: faust.EventT) -> dict[str, Any]:
     return {
         "event_id": event.id,
         "event_type": event.type,
@@ -24,6 +24,7 @@ def routing_decision(event: Event, decision: Decision) -> dict[str, Any]:
         "outcome": "routed" if decision.matched else "dropped",
         "reason": decision.reason,
         "error": None,
+        **_position(message),
     }
 
 
@@ -41,4 +42,10 @@ def invalid_decision(message: faust.EventT, exc: InvalidEvent) -> dict[str, Any]
         "outcome": "dropped",
         "reason": "invalid",
         "error": str(exc),
+        **_position(message),
     }
+
+
+def _position(message: faust.EventT) -> dict[str, int]:
+    """Where the event is in the events topic, so it can be found again to be resent."""
+    return {"events_partition": message.message.partition, "events_offset": message.message.offset}
