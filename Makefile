@@ -30,8 +30,9 @@ browser:
 	  else sudo apt-get update -q && sudo apt-get install -y -q chromium; fi; } \
 	  || echo "chromium could not be installed: the dashboard's browser test will be skipped"
 
-bench: install ## End-to-end deliveries/s and latency beside the raw HTTP client rate
+bench: install ## End-to-end deliveries/s and latency beside the raw HTTP client rate; publishing over HTTP beside the SDK
 	$(PY) -m bench.pipeline
+	$(PY) -m bench.http_publish
 
 kafka-start: install ## Start only the local Kafka broker (idempotent)
 	$(VENV)/bin/pipeline kafka start
