@@ -8,21 +8,33 @@ or an Idempotency-Key makes a retried publish a no-op for the window (see pipeli
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Header, HTTPException
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from pipeline.api.auth import Caller
 from pipeline.api.event_intake import EventIntake, answer, submissions
 from pipeline.api.idempotency import IdempotencyConflict, IdempotencyLedger, ledger_topic
 from pipeline.config import Settings
+from pipeline.errors import InvalidInput
 from pipeline.kafka.acked import AcknowledgedProducer
 from pipeline.kafka.admin import admin_client, core_topics, ensure_topics
 from pipeline.producer.async_publisher import AsyncEventPublisher
 from pipeline.topics import TopicNames
 
-ERROR_STATUSES = {IdempotencyConflict: 409}
+MAX_BODY_BYTES = 16 * 1024 * 1024
+BODY_DOC = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
+    {"type": "object", "description": "one event envelope"},
+    {"type": "array", "items": {"type": "object"}, "description": "up to 1,000 envelopes"}]}}}}}
+
+
+class BodyTooLarge(InvalidInput):
+    pass
+
+
+ERROR_STATUSES = {IdempotencyConflict: 409, BodyTooLarge: 413}
 # A publish fails in this time when Kafka does not take it, rather than the client's waiting minutes.
 PUBLISH_TIMEOUT_MS = 30_000
 LEDGER_LOAD_TIMEOUT_S = 60.0
@@ -62,10 +74,11 @@ def publish_router(publishing: Publishing, publisher: Any) -> APIRouter:
     """publisher: the API's dependency naming who asks, holding the publish scope."""
     router = APIRouter(tags=["events"])
 
-    @router.post("/v1/events", status_code=202)
-    async def publish(body: Any = Body(...), who: Caller = Depends(publisher),
+    @router.post("/v1/events", status_code=202, openapi_extra=BODY_DOC)
+    async def publish(request: Request, who: Caller = Depends(publisher),
                       idempotency_key: str | None = Header(None, alias="Idempotency-Key")) -> JSONResponse:
         """Publish one event (a JSON envelope) or a batch (a JSON array of up to 1,000); see the README."""
+        body = await json_body(request)
         found = submissions(body, who, idempotency_key, publishing.settings.max_request_bytes)
         if publishing.intake is None:
             raise HTTPException(503, "the API is starting")
@@ -76,3 +89,16 @@ def publish_router(publishing: Publishing, publisher: Any) -> APIRouter:
                             headers=replayed)
 
     return router
+
+
+async def json_body(request: Request, limit: int = MAX_BODY_BYTES) -> Any:
+    """The request's JSON, read no further than the limit."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLarge("body", f"is larger than {limit // (1024 * 1024)} MiB: send fewer events a request")
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise InvalidInput("body", f"is not JSON: {exc}") from exc

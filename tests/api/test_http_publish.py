@@ -12,6 +12,7 @@ from confluent_kafka import Consumer, TopicPartition
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from pipeline.api import publish_routes
 from pipeline.api.app import create_app
 from pipeline.config import Settings
 from pipeline.kafka.offsets import watermarks
@@ -144,6 +145,15 @@ def test_bad_input_is_refused_naming_the_field_and_nothing_is_written(client: Te
     # The refused key was never taken: the good batch goes through with it.
     good = client.post("/v1/events", json=batch[:1], headers=keyed("bad-batch"))
     assert good.status_code == 202 and good.json()["data"][0]["duplicate"] is False
+
+
+@pytest.mark.integration
+def test_a_body_that_is_not_json_or_too_large_is_refused(client: TestClient) -> None:
+    not_json = client.post("/v1/events", content=b'{"type": "a.b",', headers=PUBLISHER)
+    assert not_json.status_code == 422 and not_json.json()["error"]["field"] == "body"
+    padding = "x" * (publish_routes.MAX_BODY_BYTES // 100)
+    too_large = client.post("/v1/events", json=[{"type": "a.b", "data": padding}] * 101, headers=PUBLISHER)
+    assert too_large.status_code == 413 and too_large.json()["error"]["field"] == "body"
 
 
 @pytest.mark.integration
