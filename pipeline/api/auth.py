@@ -54,9 +54,6 @@ class Caller:
     def sees(self, subscription: Subscription) -> bool:
         return self.is_admin or subscription.tenant == self.tenant
 
-    def sees_tenant(self, tenant: str) -> bool:
-        return self.is_admin or tenant == self.tenant
-
 
 def load_tokens(settings: Settings) -> dict[str, Grant]:
     if settings.api_tokens:
