@@ -115,6 +115,7 @@ class IdempotencyLedger:
         """Call once the events are in Kafka: remembers them here at once and in the topic for every process."""
         now = _now_ms()
         for keyed in published:
+            self._seen.pop(keyed.key, None)  # a key back after its window goes to the end, with the newest
             self._seen[keyed.key] = _entry(now, keyed.fingerprint)
         await self._producer.send([Outgoing(self.topic, keyed.key.encode(), json.dumps(
             {"at": now, "fingerprint": keyed.fingerprint}).encode()) for keyed in published])
