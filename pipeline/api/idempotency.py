@@ -22,7 +22,6 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from itertools import islice
 
 from aiokafka import ConsumerRecord
 
@@ -85,6 +84,10 @@ class IdempotencyLedger:
         self._in_flight: dict[Key, asyncio.Event] = {}
         self.follower = TopicFollower(settings, self.topic, self._apply)
 
+    def __len__(self) -> int:
+        """How many keys are remembered (expired ones go as later calls come)."""
+        return len(self._seen)
+
     def published(self, keyed: Keyed) -> bool:
         """True if the key's event was published within the window; raises if for another event."""
         self._forget_expired()
@@ -128,10 +131,11 @@ class IdempotencyLedger:
     def _forget_expired(self) -> None:
         """Drops the oldest entries past the window: keys are remembered about in publish order."""
         horizon = _now_ms() - self.window_ms
-        for key in list(islice(self._seen, FORGET_AT_ONCE)):
-            if _published_at(self._seen[key]) >= horizon:
+        for _ in range(FORGET_AT_ONCE):
+            oldest = next(iter(self._seen), None)
+            if oldest is None or _published_at(self._seen[oldest]) >= horizon:
                 return
-            del self._seen[key]
+            del self._seen[oldest]
 
 
 def _entry(published_at_ms: int, fingerprint_bits: int) -> int:

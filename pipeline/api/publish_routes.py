@@ -62,7 +62,7 @@ class Publishing:
             self._follower.cancel()
             await asyncio.gather(self._follower, return_exceptions=True)
         if self._producer is not None:
-            await asyncio.to_thread(self._producer.close)
+            self._producer.close()  # on the loop: delivery reports settle futures, which belong to it
 
     def _ensure_topics(self) -> None:
         events = TopicNames.from_settings(self.settings).events

@@ -8,7 +8,9 @@ import pytest
 
 from pipeline.api.auth import SCOPES, Caller, parse_tokens
 from pipeline.api.event_intake import MAX_BATCH, submissions
-from pipeline.api.idempotency import derived_event_id, ledger_key
+from pipeline.api import idempotency
+from pipeline.api.idempotency import Keyed, derived_event_id, ledger_key
+from pipeline.config import Settings
 from pipeline.errors import InvalidInput
 
 ADMIN = Caller("*")
@@ -112,3 +114,26 @@ def test_bad_tokens_are_named_by_position_never_by_token(value: object, field: s
         parse_tokens(json.dumps(value))
     assert refused.value.field == field
     assert "s3cret-token" not in str(refused.value)
+
+
+class NoKafka:
+    async def send(self, messages: list) -> None:
+        self.sent = messages
+
+
+async def test_the_ledger_forgets_keys_past_the_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1_000_000]
+    monkeypatch.setattr(idempotency, "_now_ms", lambda: now[0])
+    ledger = idempotency.IdempotencyLedger(Settings(idempotency_window_s=60), NoKafka())
+    first, second = (Keyed(ledger_key("acme", f"evt_{n}"), n, "id") for n in (1, 2))
+    await ledger.record([first])
+    now[0] += 30_000
+    await ledger.record([second])
+    assert ledger.published(first) and ledger.published(second) and len(ledger) == 2
+
+    now[0] += 45_000  # the first is past the window, the second is not
+    assert not ledger.published(first) and ledger.published(second)
+    assert len(ledger) == 1
+    await ledger.record([first])  # published again: remembered anew, and forgotten after the second
+    now[0] += 30_000
+    assert not ledger.published(second) and ledger.published(first) and len(ledger) == 1
