@@ -45,8 +45,9 @@ mutate: install $(VENV)/mutmut/.installed ## Mutation-test the pure modules agai
 	@$(MUTMUT) export-cicd-stats >/dev/null
 	@$(PY) tests/mutation_score.py
 
-bench: install ## End-to-end deliveries/s and latency beside the raw HTTP client rate
+bench: install ## End-to-end deliveries/s and latency beside the raw HTTP client rate; publishing over HTTP beside the SDK
 	$(PY) -m bench.pipeline
+	$(PY) -m bench.http_publish
 
 bench-scale: install ## Ten thousand endpoints: creation rate, first-event latency, what the others notice
 	$(PY) -m bench.scale

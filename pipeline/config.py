@@ -48,9 +48,12 @@ class Settings(BaseSettings):
     secrets_key: SecretStr | None = Field(
         None, description="Fernet key sealing subscription secrets at rest; a local key file when unset.")
     api_tokens: SecretStr | None = Field(
-        None, description='JSON {"token": "tenant" or "*"}; a local admin token file when unset.')
+        None, description='JSON {"token": "tenant", "*" or {"tenant": ..., "scopes": [...]}}; a local admin token '
+                          'file when unset.')
     api_token: SecretStr | None = Field(
         None, description="The token the CLI presents to the results service; an admin token of api_tokens when unset.")
+    idempotency_window_s: float = Field(
+        86_400, gt=0, description="How long POST /v1/events remembers an event id or Idempotency-Key.")
     secret_rotation_overlap_s: float = Field(86_400, description="How long a rotated-out secret keeps signing.")
 
     http_client: str = Field("aiohttp", pattern="^(aiohttp|httpx)$")

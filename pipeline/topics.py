@@ -30,6 +30,11 @@ class TopicNames:
         return f"{self.prefix}routing"
 
     @property
+    def idempotency(self) -> str:
+        """Which events the admin API published under an idempotency key, for the window."""
+        return f"{self.prefix}idempotency"
+
+    @property
     def dead_letters(self) -> str:
         return f"{self.prefix}dead-letters"
 

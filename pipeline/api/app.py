@@ -1,7 +1,8 @@
 """The admin API (FastAPI; OpenAPI at /docs), authenticated by API tokens.
 
-Subscriptions are read from a live table and written to the compacted topic; statistics come
-from the results service, the one process that may open an embedded ClickHouse directory.
+Subscriptions are read from a live table and written to the compacted topic; statistics and
+event lookups come from the results service, the one process that may open an embedded ClickHouse
+directory; events published over HTTP go to the events topic as the SDK writes them.
 """
 
 from __future__ import annotations
@@ -13,41 +14,52 @@ from typing import Any, AsyncIterator
 
 from fastapi import FastAPI
 
+from pipeline.api import event_routes, publish_routes
 from pipeline.api.auth import caller_from
 from pipeline.api.errors import install_error_handlers
+from pipeline.api.event_routes import event_router
+from pipeline.api.publish_routes import Publishing, publish_router
 from pipeline.api.stats_routes import mount_dashboard, stats_router
 from pipeline.api.subscription_routes import recovery_router, subscription_router
 from pipeline.config import Settings
 from pipeline.producer.tasks import TaskPublisher
 from pipeline.replay.replayer import Replayer
+from pipeline.replay.resend import Resender
 from pipeline.subscriptions.commands import SubscriptionCommands
 from pipeline.subscriptions.table import SubscriptionTable
 from pipeline.subscriptions.writer import SubscriptionWriter
-from pipeline.tokens import load_tokens
+from pipeline.tokens import PUBLISH, load_tokens
 
 
 def create_app(settings: Settings) -> FastAPI:
     table = SubscriptionTable(settings)
     # Each write waits until this process's table has read it, so a read right after it sees it.
     commands = SubscriptionCommands(SubscriptionWriter(settings), table.get, table.settled_blocking)
-    caller = caller_from(load_tokens(settings))
+    tokens = load_tokens(settings)
+    caller = caller_from(tokens)
     results_url = f"http://127.0.0.1:{settings.results_port}"
+    tasks = TaskPublisher(settings)
+    publishing = Publishing(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         follower = asyncio.create_task(table.run())
         await table.wait_loaded(timeout_s=60)
+        await publishing.start()
         yield
+        await publishing.stop()
         follower.cancel()
         await asyncio.gather(follower, return_exceptions=True)
 
     app = FastAPI(title="Webhook pipeline admin API", version="0.1.0", lifespan=lifespan)
     replayer = Replayer(settings)
     app.include_router(recovery_router(replayer, caller))
-    app.include_router(subscription_router(table, commands, TaskPublisher(settings), replayer, caller,
+    app.include_router(subscription_router(table, commands, tasks, replayer, caller,
                                            timedelta(seconds=settings.secret_rotation_overlap_s)))
+    app.include_router(publish_router(publishing, caller_from(tokens, PUBLISH)))
+    app.include_router(event_router(Resender(settings, tasks), table, results_url, caller))
 
-    install_error_handlers(app)
+    install_error_handlers(app, {**publish_routes.ERROR_STATUSES, **event_routes.ERROR_STATUSES})
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:

@@ -22,7 +22,15 @@ log = logging.getLogger(__name__)
 REQUEST_PARTS = ("body", "query", "header", "path", "cookie")
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, statuses: dict[type[InvalidInput], int] | None = None) -> None:
+    """statuses: the answer for kinds of refusal other than plain bad input (422)."""
+    known = {UnknownSubscription: 404, VersionConflict: 412, **(statuses or {})}
+
+    async def _invalid_input(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, InvalidInput)
+        status = next((code for kind, code in known.items() if isinstance(exc, kind)), 422)
+        return error_response(status, exc.field, exc.problem)
+
     app.add_exception_handler(InvalidInput, _invalid_input)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(HTTPException, _http_error)
@@ -32,12 +40,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def error_response(status: int, field: str | None, problem: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(error_body(field, problem), status_code=status, headers=headers)
-
-
-async def _invalid_input(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, InvalidInput)
-    status = 404 if isinstance(exc, UnknownSubscription) else 412 if isinstance(exc, VersionConflict) else 422
-    return error_response(status, exc.field, exc.problem)
 
 
 async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:

@@ -51,21 +51,27 @@ def stats_router(results_url: str, caller: Any, *, timeout_s: float = TIMEOUT_S)
     return router
 
 
+async def ask_results(results_url: str, path: str, params: dict[str, str], authorization: str,
+                      timeout_s: float = TIMEOUT_S) -> tuple[int, Any]:
+    """The results service's status and JSON answer, asked with the caller's own token: the results
+    service checks and scopes it as this API does. 503 when it does not answer."""
+    async with httpx.AsyncClient(timeout=timeout_s) as client:
+        try:
+            response = await client.get(f"{results_url}{path}", params=params, headers={"authorization": authorization})
+        except httpx.TransportError as exc:
+            raise ServiceError(f"the results service at {results_url} is not answering: {exc}") from exc
+    try:
+        return response.status_code, response.json()
+    except ValueError:
+        return response.status_code, error_body(None, f"the results service answered {response.status_code}: "
+                                                      f"{response.text[:200]}")
+
+
 def _proxy(results_url: str, path: str, caller: Any, timeout_s: float) -> Any:
     async def proxy(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
         params = who.scoped(request.query_params)
-        # The caller's own token: the results service checks and scopes it as this API does.
-        forwarded = {"authorization": request.headers.get("authorization", "")}
-        async with httpx.AsyncClient(timeout=timeout_s) as client:
-            try:
-                response = await client.get(f"{results_url}{path}", params=params, headers=forwarded)
-            except httpx.TransportError as exc:
-                raise ServiceError(f"the results service at {results_url} is not answering: {exc}") from exc
-        try:
-            body = response.json()
-        except ValueError:
-            body = error_body(None, f"the results service answered {response.status_code}: {response.text[:200]}")
-        return JSONResponse(body, status_code=response.status_code)
+        status, body = await ask_results(results_url, path, params, request.headers.get("authorization", ""), timeout_s)
+        return JSONResponse(body, status_code=status)
 
     proxy.__name__ = "stats" + path.replace("/", "_")  # distinct OpenAPI operation ids
     return proxy

@@ -1,5 +1,5 @@
-"""Writes a delivery task straight into a subscription's endpoint topic: test sends, where the
-destination is already known and the router has nothing to decide."""
+"""Writes a delivery task straight into a subscription's endpoint topic: test sends and resends,
+where the destination is already known and the router has nothing to decide."""
 
 from __future__ import annotations
 
@@ -17,10 +17,17 @@ class TaskPublisher:
         self.names = TopicNames.from_settings(settings)
         self._producer = reliable_producer(settings, **{"linger.ms": 0})
 
-    def publish(self, task: DeliveryTask) -> None:
+    def publish(self, task: DeliveryTask, key: bytes | None = None,
+                headers: list[tuple[str, bytes]] | None = None) -> None:
+        """key: the event's partition key unless given (see task_key)."""
         topic = self.names.endpoint(task.subscription_id)
-        self._producer.produce(topic, key=task.event.partition_key, value=task.to_avro())
+        self._producer.produce(topic, key=key or task.event.partition_key, value=task.to_avro(), headers=headers)
         flush_or_raise(self._producer)
+
+
+def task_key(subscription: Subscription, event: Event) -> bytes:
+    """The key the router gives an event's task: a strict subscription's tasks share one partition."""
+    return subscription.id.encode() if subscription.ordering == "strict" else event.partition_key
 
 
 def webhook_test_task(subscription: Subscription) -> DeliveryTask:

@@ -32,10 +32,15 @@ the dead-letter topic is stored as outcome `dead_lettered`; it is no HTTP attemp
                                                         reasons: [{outcome, status_code, reason, attempts,
                                                         events, subscriptions, last_seen}]}
     GET /v1/attempts/count[?subscription_id=&outcome=&tenant=]   {"count": n}   (dead_lettered only if asked)
+    GET /v1/events/{event_id}[?tenant=]               {event_id, event_type, tenant, source, event_time,
+                                                        routing: [decision], deliveries: [{subscription_id,
+                                                        state, attempts: [attempt]}]}   (404 when unknown;
+                                                        see pipeline.results.event_trail)
 
 Every route but /healthz needs `Authorization: Bearer <token>`, with the admin API's tokens: a
 tenant's token sees its own tenant only (its tenant is forced as the `tenant` filter, and asking
-for another is refused), an admin token sees all; none, or an unknown one, answers 401.
+for another is refused), an admin token sees all; none, or an unknown one, answers 401; a token without the `manage` scope
+(a publish-only one) answers 403.
 
 Bad parameters answer 422 {"error": {"field", "problem"}}; a failing store 503 {"error": {"field": null,
 "problem"}}.
@@ -50,9 +55,10 @@ from typing import Any
 from aiohttp import web
 
 from pipeline.errors import InvalidInput, error_body
+from pipeline.results.event_trail import UnknownEvent, event_trail
 from pipeline.results.queries import StatsQueries, json_safe, json_safe_row
 from pipeline.results.store import AsyncResultsStore
-from pipeline.tokens import TOKEN_REQUIRED, caller_of
+from pipeline.tokens import MANAGE, TOKEN_REQUIRED, Grant, as_grants, caller_of
 
 __all__ = ["bound_port", "create_query_app", "json_safe", "json_safe_row", "start_query_server"]
 
@@ -73,6 +79,15 @@ async def count_attempts(request: web.Request) -> web.Response:
     return web.json_response({"count": count})
 
 
+async def show_event(request: web.Request) -> web.Response:
+    try:
+        found = await event_trail(request.app[STORE_KEY], request.match_info["event_id"],
+                                  request.query.get("tenant", ""))
+    except UnknownEvent as exc:
+        return web.json_response({"error": {"field": exc.field, "problem": exc.problem}}, status=404)
+    return web.json_response(found)
+
+
 def _answer(method_name: str) -> Any:
     """A handler answering with StatsQueries.<method_name>(the request's query parameters)."""
 
@@ -83,8 +98,9 @@ def _answer(method_name: str) -> Any:
     return handler
 
 
-def requires_token(tokens: Mapping[str, str]) -> Any:
-    """A middleware: the caller named by the bearer token, its tenant forced on the query, or 401."""
+def requires_token(tokens: Mapping[str, Grant]) -> Any:
+    """A middleware: the caller named by the bearer token, its tenant forced on the query; or 401,
+    or 403 for a token that may only publish."""
 
     @web.middleware
     async def scoped_to_caller(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -94,6 +110,8 @@ def requires_token(tokens: Mapping[str, str]) -> Any:
         if who is None:
             return web.json_response(error_body("authorization", TOKEN_REQUIRED), status=401,
                                      headers={"WWW-Authenticate": "Bearer"})
+        if MANAGE not in who.scopes:
+            return web.json_response(error_body("authorization", f"this token lacks the {MANAGE!r} scope"), status=403)
         scoped = request.clone(rel_url=request.rel_url.with_query(who.scoped(request.query)))
         return await handler(scoped)
 
@@ -102,11 +120,7 @@ def requires_token(tokens: Mapping[str, str]) -> Any:
 
 @web.middleware
 async def errors_as_json(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Every route but /healthz needs `Authorization: Bearer <token>`, with the admin API's tokens: a
-tenant's token sees its own tenant only (its tenant is forced as the `tenant` filter, and asking
-for another is refused), an admin token sees all; none, or an unknown one, answers 401.
-
-Bad parameters answer 422 naming the field; a failing query 503 with its reason."""
+    """Bad parameters answer 422 naming the field; a failing query 503 with its reason."""
     try:
         return await handler(request)
     except web.HTTPException:
@@ -118,9 +132,9 @@ Bad parameters answer 422 naming the field; a failing query 503 with its reason.
         return web.json_response(error_body(None, f"results store query failed: {exc}"), status=503)
 
 
-def create_query_app(store: AsyncResultsStore, tokens: Mapping[str, str]) -> web.Application:
-    """tokens: {"token": "tenant" or "*"}, as pipeline.tokens.load_tokens gives them."""
-    app = web.Application(middlewares=[errors_as_json, requires_token(tokens)])
+def create_query_app(store: AsyncResultsStore, tokens: Mapping[str, Grant | str]) -> web.Application:
+    """tokens: as pipeline.tokens.load_tokens gives them, or {"token": "tenant" or "*"}."""
+    app = web.Application(middlewares=[errors_as_json, requires_token(as_grants(tokens))])
     app[STORE_KEY] = store
     app[QUERIES_KEY] = StatsQueries(store)
     app.router.add_get("/healthz", healthz)
@@ -131,11 +145,12 @@ def create_query_app(store: AsyncResultsStore, tokens: Mapping[str, str]) -> web
     app.router.add_get("/v1/attempts", _answer("last_attempts"))
     app.router.add_get("/v1/errors", _answer("errors"))
     app.router.add_get("/v1/attempts/count", count_attempts)
+    app.router.add_get("/v1/events/{event_id:.+}", show_event)
     return app
 
 
 async def start_query_server(store: AsyncResultsStore, host: str, port: int, *,
-                             tokens: Mapping[str, str]) -> web.AppRunner:
+                             tokens: Mapping[str, Grant | str]) -> web.AppRunner:
     """Serves until the returned runner's cleanup(); port 0 picks a free port (see bound_port)."""
     runner = web.AppRunner(create_query_app(store, tokens), access_log=None)
     await runner.setup()

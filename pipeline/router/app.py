@@ -123,7 +123,7 @@ class EventRouter:
             event = admit(record.key, record.value, position)
             decision = self._matcher().decide(event)
             tasks = self._tasks(event, decision)
-            row = self._row(routing_decision(event, decision))
+            row = self._row(routing_decision(event, decision, position))
         except InvalidEvent as exc:
             self._refuse(record, position, exc)
             return

@@ -11,7 +11,7 @@ from pipeline.models import Event
 from pipeline.router.matching import Decision
 
 
-def routing_decision(event: Event, decision: Decision) -> dict[str, Any]:
+def routing_decision(event: Event, decision: Decision, position: Position) -> dict[str, Any]:
     return {
         "event_id": event.id,
         "event_type": event.type,
@@ -23,6 +23,7 @@ def routing_decision(event: Event, decision: Decision) -> dict[str, Any]:
         "outcome": "routed" if decision.matched else "dropped",
         "reason": decision.reason,
         "error": None,
+        **_position(position),
     }
 
 
@@ -39,4 +40,10 @@ def invalid_decision(position: Position, exc: InvalidEvent) -> dict[str, Any]:
         "outcome": "dropped",
         "reason": "invalid",
         "error": str(exc),
+        **_position(position),
     }
+
+
+def _position(position: Position) -> dict[str, int]:
+    """Where the event is in the events topic, so it can be found again to be resent."""
+    return {"events_partition": position.partition, "events_offset": position.offset}
