@@ -112,7 +112,7 @@ class SupervisedStage:
 
     def check(self, stopping: threading.Event) -> None:
         """Notices an exit and schedules the restart; starts the stage again when it is due."""
-        if self.process is None or self.gave_up:
+        if self.process is None or self.gave_up or stopping.is_set():  # Ctrl-C reaches the stages too
             return
         code = self.process.poll()
         if code is None:
@@ -120,7 +120,7 @@ class SupervisedStage:
         now = time.monotonic()
         if self.restart_at is None:
             self._schedule(code, now)
-        elif now >= self.restart_at and not stopping.is_set():
+        elif now >= self.restart_at:
             self.restarts += 1
             log.warning("starting %s again (restart %d)", self.spec.name, self.restarts)
             self.start()

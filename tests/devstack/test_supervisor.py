@@ -74,6 +74,18 @@ def test_a_stage_that_ran_long_enough_starts_its_backoff_over(tmp_path: Path) ->
     assert not stage.gave_up and stage.failures == 1
 
 
+def test_a_stage_that_ends_while_the_stack_stops_is_not_started_again(tmp_path: Path, caplog) -> None:
+    stage, _ = supervised(tmp_path, exit_code=0)
+    stage.start()
+    stopping = threading.Event()
+    stopping.set()  # Ctrl-C: the stages got it too, and end
+
+    stage.process.wait(30)
+    stage.check(stopping)
+
+    assert stage.restart_at is None and stage.restarts == 0 and "again" not in caplog.text
+
+
 def test_the_pid_file_names_the_running_process_until_it_is_killed(tmp_path: Path) -> None:
     stage, _ = supervised(tmp_path, exit_code=0, sleep_s=60)
     stage.start()
