@@ -66,7 +66,7 @@ def not_ready(settings: Settings, stages: Iterable[StageSpec], admin: AdminClien
     stages = list(stages)
     groups = {stage.groups(settings.topic_prefix)[0]: stage.name for stage in stages if stage.group_suffixes}
     waiting = [stage.name for stage in stages
-               if stage.port_setting and not _port_answers(getattr(settings, stage.port_setting))]
+               if stage.port_setting and not port_answers(getattr(settings, stage.port_setting))]
     try:
         descriptions = admin.describe_consumer_groups(list(groups), request_timeout=PROBE_TIMEOUT_S)
         for group, future in descriptions.items():
@@ -78,7 +78,7 @@ def not_ready(settings: Settings, stages: Iterable[StageSpec], admin: AdminClien
     return sorted(set(waiting))
 
 
-def _port_answers(port: int) -> bool:
+def port_answers(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1.0):
             return True
