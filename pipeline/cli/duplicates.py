@@ -23,7 +23,8 @@ def same_deliveries(wanted: DeliveryTarget, existing: DeliveryTarget) -> bool:
 
 def _key(target: DeliveryTarget) -> tuple[Any, ...]:
     # Order does not change which events match: ["a", "b"] and ["b", "a"] are the same subscription.
-    return target.tenant, target.url, frozenset(target.event_types), frozenset(target.sources), _canonical(target.filter)
+    return (target.tenant, target.url, frozenset(target.event_types), frozenset(target.sources),
+            _canonical(target.filter))
 
 
 def _canonical(value: Any) -> Any:

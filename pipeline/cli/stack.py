@@ -28,15 +28,19 @@ def register(app: typer.Typer) -> None:
     app.command("restart", rich_help_panel="Stages")(restart)
 
 
-def run(skip: list[str] = typer.Option([], "--skip", metavar="STAGE",
-                                       help=f"Leave this stage out, to run it yourself; repeatable ({', '.join(STAGE_NAMES)}).")) -> None:
+STAGE_LIST = ", ".join(STAGE_NAMES)
+SKIP = typer.Option([], "--skip", metavar="STAGE",
+                    help=f"Leave this stage out, to run it yourself; repeatable ({STAGE_LIST}).")
+
+
+def run(skip: list[str] = SKIP) -> None:
     """Start Kafka and every stage; a stage that dies starts again; Ctrl-C stops them all."""
     from pipeline.config import Settings
     from pipeline.devstack.stack import run_stack
 
     unknown = sorted(set(skip) - set(STAGE_NAMES))
     if unknown:
-        raise typer.BadParameter(f"no stage {', '.join(unknown)} (stages: {', '.join(STAGE_NAMES)})", param_hint="--skip")
+        raise typer.BadParameter(f"no stage {', '.join(unknown)} (stages: {STAGE_LIST})", param_hint="--skip")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings()
     raise typer.Exit(run_stack(settings, on_ready=lambda waiting: _print_tour(settings, waiting, skip), skip=skip))
@@ -50,12 +54,12 @@ def _stage_command(spec: StageSpec):
     return command
 
 
-def restart(stage: str = typer.Argument(..., metavar="STAGE", help=f"One of {', '.join(STAGE_NAMES)}.")) -> None:
+def restart(stage: str = typer.Argument(..., metavar="STAGE", help=f"One of {STAGE_LIST}.")) -> None:
     """Stop one stage of the running `pipeline run`, which starts it again at once."""
     from pipeline.config import Settings
 
     if stage not in STAGE_NAMES:
-        raise typer.BadParameter(f"no stage {stage} (stages: {', '.join(STAGE_NAMES)})", param_hint="STAGE")
+        raise typer.BadParameter(f"no stage {stage} (stages: {STAGE_LIST})", param_hint="STAGE")
     pid = running_pid(Settings().data_dir, stage_named(stage))
     if pid is None:
         errors.print(f"[red]error:[/red] no {stage} of `pipeline run` is running (with this PIPELINE_DATA_DIR)")

@@ -67,6 +67,8 @@ def not_ready(settings: Settings, stages: Iterable[StageSpec], admin: AdminClien
     groups = {stage.groups(settings.topic_prefix)[0]: stage.name for stage in stages if stage.group_suffixes}
     waiting = [stage.name for stage in stages
                if stage.port_setting and not port_answers(getattr(settings, stage.port_setting))]
+    if not groups:  # only the API runs (the others are skipped)
+        return waiting
     try:
         descriptions = admin.describe_consumer_groups(list(groups), request_timeout=PROBE_TIMEOUT_S)
         for group, future in descriptions.items():

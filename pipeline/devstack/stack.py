@@ -16,14 +16,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from pipeline.config import Settings
 from pipeline.devstack.kafka_broker import KafkaBroker
 from pipeline.devstack.readiness import not_ready, wait_until_serving
-from pipeline.devstack.stages import STAGES
-from pipeline.devstack.supervisor import StackOutput, SupervisedStage
+from pipeline.devstack.stages import STAGES, StageSpec
+from pipeline.devstack.supervisor import RestartPolicy, StackOutput, SupervisedStage
 from pipeline.kafka.admin import admin_client, ensure_core_topics
 
 log = logging.getLogger("pipeline.run")
@@ -66,17 +66,17 @@ def stop_children(children: list[Child], timeout_s: float = 15.0) -> None:
             child.process.wait()
 
 
-def run_stack(settings: Settings, on_ready: Callable[[list[str]], None], skip: Collection[str] = ()) -> int:
+def run_stack(settings: Settings, on_ready: Callable[[list[str]], None], skip: Collection[str] = (),
+              specs: Sequence[StageSpec] = STAGES, policy: RestartPolicy = RestartPolicy()) -> int:
     """Runs until Ctrl-C or SIGTERM (0), or until a stage keeps failing (1).
     `on_ready` gets the names of the stages still starting (none, unless they took too long)."""
     stopping = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopping.set())
+    previous = {signum: signal.signal(signum, lambda *_: stopping.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
     broker = KafkaBroker(settings)
     started_broker = broker.start()
     output = StackOutput()
-    specs = [spec for spec in STAGES if spec.name not in skip]
-    stages = [SupervisedStage(spec, env=local_environment(), data_dir=settings.data_dir, output=output)
+    specs = [spec for spec in specs if spec.name not in skip]
+    stages = [SupervisedStage(spec, env=local_environment(), data_dir=settings.data_dir, output=output, policy=policy)
               for spec in specs]
     try:
         ensure_core_topics(settings)
@@ -88,6 +88,8 @@ def run_stack(settings: Settings, on_ready: Callable[[list[str]], None], skip: C
         _stop(stages, output)
         if started_broker:
             broker.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _watch(settings: Settings, stages: list[SupervisedStage], output: StackOutput, stopping: threading.Event,

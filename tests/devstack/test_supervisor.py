@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.config import Settings
+from pipeline.devstack.stack import run_stack
 from pipeline.devstack.stages import StageSpec, pid_file
 from pipeline.devstack.supervisor import RestartPolicy, StackOutput, SupervisedStage
 from tests.devstack.processes import running
@@ -120,3 +122,14 @@ def test_no_stage_outlives_a_supervisor_killed_outright(tmp_path: Path) -> None:
     stage_pid = int(result.stdout.split()[0])
 
     wait_until(lambda: not running(stage_pid), timeout_s=30, what=f"stage {stage_pid} to end")
+
+
+@pytest.mark.integration
+def test_the_run_stops_when_a_stage_keeps_failing(settings: Settings, monkeypatch, caplog) -> None:
+    monkeypatch.setenv("STAGE_EXIT_CODE", "3")
+
+    code = run_stack(settings, on_ready=lambda waiting: None, specs=[STAND_IN], policy=QUICK)
+
+    assert code == 1
+    assert "stand-in exited with code 3, 3 times in a row; giving up" in caplog.text
+    assert not pid_file(settings.data_dir, STAND_IN.name).exists()
