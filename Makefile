@@ -9,15 +9,20 @@ PY := $(VENV)/bin/python
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-install: $(VENV)/.installed ## Create .venv and install the project with its test tools
+install: $(VENV)/.installed-test ## Create .venv with the project and its test tools (for development)
 
+# What the pipeline runs on, and nothing else: `make run` needs no test tools. Modules are compiled
+# here, once: where PYTHONDONTWRITEBYTECODE is set, nothing compiled later would be kept.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
 
-run: install ## Start Kafka, the router, dispatcher, results service and admin API; Ctrl-C stops all
+run: $(VENV)/.installed ## Start Kafka, the router, dispatcher, results service and admin API; Ctrl-C stops all
 	$(VENV)/bin/pipeline run
 
 test: install browser ## Run every test against a real Kafka broker and embedded ClickHouse
@@ -45,17 +50,17 @@ mutate: install $(VENV)/mutmut/.installed ## Mutation-test the pure modules agai
 	@$(MUTMUT) export-cicd-stats >/dev/null
 	@$(PY) tests/mutation_score.py
 
-bench: install ## End-to-end deliveries/s and latency beside the raw HTTP client rate; publishing over HTTP beside the SDK
+bench: $(VENV)/.installed ## End-to-end deliveries/s and latency beside the raw HTTP client rate; publishing over HTTP beside the SDK
 	$(PY) -m bench.pipeline
 	$(PY) -m bench.http_publish
 
-bench-scale: install ## Ten thousand endpoints: creation rate, first-event latency, what the others notice
+bench-scale: $(VENV)/.installed ## Ten thousand endpoints: creation rate, first-event latency, what the others notice
 	$(PY) -m bench.scale
 
-kafka-start: install ## Start only the local Kafka broker (idempotent)
+kafka-start: $(VENV)/.installed ## Start only the local Kafka broker (idempotent)
 	$(VENV)/bin/pipeline kafka start
 
-kafka-stop: install ## Stop the local Kafka broker
+kafka-stop: $(VENV)/.installed ## Stop the local Kafka broker
 	$(VENV)/bin/pipeline kafka stop
 
 clean: kafka-stop ## Stop the broker and delete all local data (.data)

@@ -6,18 +6,11 @@ from typing import Any
 from urllib.parse import quote
 
 import typer
-from confluent_kafka import KafkaException
 from rich.markup import escape
 from rich.table import Table
 
 from pipeline.cli.output import console, errors, fail
-from pipeline.config import Settings
 from pipeline.errors import InvalidInput, PipelineError
-from pipeline.producer.tasks import TaskPublisher
-from pipeline.replay.resend import Resender
-from pipeline.results.client import fetch
-from pipeline.subscriptions.commands import UnknownSubscription
-from pipeline.subscriptions.snapshot import read_snapshot
 
 events_app = typer.Typer(help="Find one event: where it was routed, every attempt; resend it.", no_args_is_help=True)
 NAMES_TIMEOUT_S = 5.0
@@ -52,6 +45,12 @@ def show(event_id: str, results_url: str | None = RESULTS_URL) -> None:
 def resend(event_id: str, subscription: str = typer.Option(..., "--subscription", help="The subscription to send it to."),
            results_url: str | None = RESULTS_URL) -> None:
     """Send the event again to one subscription (read again from the events topic, while it holds it)."""
+    from pipeline.config import Settings
+    from pipeline.producer.tasks import TaskPublisher
+    from pipeline.replay.resend import Resender
+    from pipeline.subscriptions.commands import UnknownSubscription
+    from pipeline.subscriptions.snapshot import read_snapshot
+
     settings = Settings()
     trail = _trail(event_id, results_url)
     try:
@@ -100,6 +99,11 @@ def _label(subscription_id: str, names: dict[str, str]) -> str:
 
 def _subscription_names() -> dict[str, str]:
     """Names to show beside ids; without Kafka the ids alone still answer the question."""
+    from confluent_kafka import KafkaException
+
+    from pipeline.config import Settings
+    from pipeline.subscriptions.snapshot import read_snapshot
+
     try:
         return {s.id: s.name for s in read_snapshot(Settings(), timeout_s=NAMES_TIMEOUT_S).values()}
     except (PipelineError, KafkaException):
@@ -107,6 +111,8 @@ def _subscription_names() -> dict[str, str]:
 
 
 def _trail(event_id: str, results_url: str | None) -> dict[str, Any]:
+    from pipeline.config import Settings
+    from pipeline.results.client import fetch
     from pipeline.tokens import client_token
 
     settings = Settings()

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.progress import track
 
 from pipeline.cli.output import console, fail
-from pipeline.config import Settings
 from pipeline.errors import InvalidInput, PipelineError
-from pipeline.models import Event, event_from_envelope
-from pipeline.producer import EventPublisher
+
+if TYPE_CHECKING:
+    from pipeline.models import Event
 
 
 def register(app: typer.Typer) -> None:
@@ -29,6 +28,11 @@ def publish(
     file: Optional[Path] = typer.Option(None, "--file", "-f", help="JSON-lines file of event envelopes."),
 ) -> None:
     """Publish events to the events topic."""
+    from rich.progress import track
+
+    from pipeline.config import Settings
+    from pipeline.producer import EventPublisher
+
     settings = Settings()
     try:
         events = _from_file(file) if file else [_from_arguments(event_type, data, key, source, tenant)]
@@ -71,6 +75,7 @@ def _from_file(path: Path) -> list[Event]:
     return events
 
 
-
 def _event(envelope: dict) -> Event:
+    from pipeline.models import event_from_envelope
+
     return event_from_envelope(envelope)

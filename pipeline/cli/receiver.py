@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.markup import escape
 
-from pipeline import eventloop
 from pipeline.cli.output import console
-from pipeline.config import Settings
-from pipeline.receiver import ReceivedDelivery, Receiver
+
+if TYPE_CHECKING:
+    from pipeline.receiver import ReceivedDelivery, Receiver
 
 BODY_PREVIEW_BYTES = 500
 SIGNATURE_MARKUP = {True: "[green]signature ✓[/green]", False: "[red]signature ✗[/red]",
@@ -34,6 +34,10 @@ def receiver(
                                        "(plays a hanging endpoint, for benchmarks)."),
 ) -> None:
     """Receive webhooks on any path, answer 204, and print each one."""
+    from pipeline import eventloop
+    from pipeline.config import Settings
+    from pipeline.receiver import Receiver
+
     try:
         server = Receiver(host=host, port=Settings().receiver_port if port is None else port, secret=secret,
                           on_delivery=None if quiet else _print_delivery,

@@ -1,48 +1,90 @@
-"""`pipeline run` (the whole local stack) and `pipeline kafka start|stop|status`."""
+"""`pipeline run` (the whole local stack), one command per stage, and `pipeline restart STAGE`."""
 
 from __future__ import annotations
 
 import logging
+import os
+import runpy
+import signal
+from typing import TYPE_CHECKING
 
 import typer
 
-from pipeline.cli.output import console
-from pipeline.config import Settings
-from pipeline.devstack.kafka_broker import KafkaBroker
-from pipeline.devstack.stack import run_stack
-from pipeline.kafka.admin import broker_answers, ensure_core_topics
-from pipeline.tokens import local_admin_token
+from pipeline.cli.output import console, errors
+from pipeline.devstack.stages import STAGE_NAMES, STAGES, StageSpec, running_pid, stage_named
+
+if TYPE_CHECKING:
+    from pipeline.config import Settings
 
 DEMO_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Standard Webhooks example secret, for the tour
-kafka = typer.Typer(help="The local Kafka broker (a real one, fetched from Maven Central once).", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     app.command("run")(run)
-    app.add_typer(kafka, name="kafka")
+    for spec in STAGES:
+        app.command(spec.name, short_help=spec.summary, rich_help_panel="Stages",
+                    help=f"{spec.summary}\n\nOne process of this stage, as `pipeline run` starts it (`python -m "
+                         f"{spec.module}`), configured by the same settings.")(_stage_command(spec))
+    app.command("restart", rich_help_panel="Stages")(restart)
 
 
-def run() -> None:
-    """Start Kafka and every stage; Ctrl-C stops them all."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+STAGE_LIST = ", ".join(STAGE_NAMES)
+SKIP = typer.Option([], "--skip", metavar="STAGE",
+                    help=f"Leave this stage out, to run it yourself; repeatable ({STAGE_LIST}).")
+
+
+def run(skip: list[str] = SKIP) -> None:
+    """Start Kafka and every stage; a stage that dies starts again; Ctrl-C stops them all."""
+    from pipeline.config import Settings
+    from pipeline.devstack.stack import run_stack
+
+    unknown = sorted(set(skip) - set(STAGE_NAMES))
+    if unknown:
+        raise typer.BadParameter(f"no stage {', '.join(unknown)} (stages: {STAGE_LIST})", param_hint="--skip")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings()
-    raise typer.Exit(run_stack(settings, on_ready=lambda: _print_tour(settings)))
+    raise typer.Exit(run_stack(settings, on_ready=lambda waiting: _print_tour(settings, waiting, skip), skip=skip))
 
 
-def _print_tour(settings: Settings) -> None:
+def _stage_command(spec: StageSpec):
+    def command() -> None:
+        runpy.run_module(spec.module, run_name="__main__", alter_sys=True)  # exactly `python -m <module>`
+
+    command.__name__ = spec.name
+    return command
+
+
+def restart(stage: str = typer.Argument(..., metavar="STAGE", help=f"One of {STAGE_LIST}.")) -> None:
+    """Stop one stage of the running `pipeline run`, which starts it again at once."""
+    from pipeline.config import Settings
+
+    if stage not in STAGE_NAMES:
+        raise typer.BadParameter(f"no stage {stage} (stages: {STAGE_LIST})", param_hint="STAGE")
+    pid = running_pid(Settings().data_dir, stage_named(stage))
+    if pid is None:
+        errors.print(f"[red]error:[/red] no {stage} of `pipeline run` is running (with this PIPELINE_DATA_DIR)")
+        raise typer.Exit(1)
+    os.kill(pid, signal.SIGTERM)
+    console.print(f"stopping {stage} (pid {pid}); `pipeline run` starts it again")
+
+
+def _print_tour(settings: Settings, waiting: list[str], skipped: list[str]) -> None:
+    from pipeline.tokens import local_admin_token
+
     console.rule("[bold green]pipeline is running")
-    console.print(f"Kafka          {settings.kafka_bootstrap_servers} (data in {settings.data_dir / 'kafka'})")
-    console.print(f"ClickHouse     {settings.resolved_clickhouse_dsn}")
-    console.print(f"admin API      http://127.0.0.1:{settings.api_port}/docs")
+    _line("Kafka", f"{settings.kafka_bootstrap_servers} (data in {settings.data_dir / 'kafka'})")
+    _line("ClickHouse", settings.resolved_clickhouse_dsn)
+    _line("admin API", f"http://127.0.0.1:{settings.api_port}/docs")
     if not settings.api_tokens:
-        token_file = settings.data_dir / "api-admin-token"
         token = local_admin_token(settings.data_dir)
-        console.print(f"API token      {token_file} (admin; set PIPELINE_API_TOKENS for tenant tokens)")
-        console.print(f"dashboard      http://127.0.0.1:{settings.api_port}/dashboard/#token={token}",
-                      soft_wrap=True)
-    console.print(f"results/stats  http://127.0.0.1:{settings.results_port}/v1/stats (with the API token)")
-    console.print("deliveries     to 127.0.0.0/8 over http allowed for local trying "
-                  "(PIPELINE_ALLOWED_NETWORKS, PIPELINE_ALLOW_HTTP)")
+        _line("API token", f"{settings.data_dir / 'api-admin-token'} (admin; PIPELINE_API_TOKENS sets others)")
+        _line("dashboard", f"http://127.0.0.1:{settings.api_port}/dashboard/#token={token}")
+    _line("results/stats", f"http://127.0.0.1:{settings.results_port}/v1/stats (with the API token)")
+    _line("deliveries", "to 127.0.0.0/8 over plain http allowed, for trying")
+    if skipped:
+        _line("left out", f"{', '.join(skipped)}: run it with `pipeline {skipped[0]}`")
+    if waiting:
+        _line("still starting", ", ".join(waiting))
     console.print("\nTry it, in another terminal (after `. .venv/bin/activate`):")
     for command in (
         f"pipeline receiver --secret {DEMO_SECRET}",
@@ -52,28 +94,11 @@ def _print_tour(settings: Settings) -> None:
         "pipeline stats",
     ):
         console.print(f"  {command}", soft_wrap=True, markup=False, highlight=False)
-    console.print("\nCtrl-C stops everything; the data stays for the next run.")
+    console.print("\nA stage that dies starts again; `pipeline restart STAGE` restarts one.")
+    console.print("Ctrl-C stops everything; the data stays for the next run.")
     console.rule()
 
 
-@kafka.command()
-def start() -> None:
-    """Start the broker (or reuse one that answers) and create the pipeline's topics."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    settings = Settings()
-    KafkaBroker(settings).start()
-    ensure_core_topics(settings)
-
-
-@kafka.command()
-def stop() -> None:
-    """Stop the broker this project started."""
-    KafkaBroker(Settings()).stop()
-
-
-@kafka.command()
-def status() -> None:
-    settings = Settings()
-    up = broker_answers(settings.kafka_bootstrap_servers)
-    console.print(f"Kafka at {settings.kafka_bootstrap_servers}: {'up' if up else 'down'}")
-    raise typer.Exit(0 if up else 1)
+def _line(label: str, value: str) -> None:
+    # soft_wrap: a long URL stays one line for the terminal to wrap, so it copies whole.
+    console.print(f"{label:<15}{value}", soft_wrap=True, markup=False, highlight=False)

@@ -17,11 +17,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.output import console, errors
-from pipeline.config import Settings
+from pipeline.cli.output import errors, print_rows, rows_table
 from pipeline.errors import ServiceError
-from pipeline.results.client import fetch, fetch_stats
-from pipeline.tokens import client_token
 
 stats_app = typer.Typer(help="Delivery statistics from the results service.", no_args_is_help=False)
 
@@ -37,28 +34,44 @@ LIMIT_HELP = "How many attempts to list."
 
 
 def default_results_url() -> str:
+    from pipeline.config import Settings
+
     return f"http://127.0.0.1:{Settings().results_port}"
+
+
+def fetch(base_url: str, path: str, query: dict[str, str | None]) -> Any:
+    from pipeline.results import client  # httpx: imported only by the commands that ask the service
+
+    return client.fetch(base_url, path, query, token=_token())
+
+
+def _token() -> str:
+    """The token the CLI presents to the results service (see pipeline.tokens.client_token)."""
+    from pipeline.config import Settings
+    from pipeline.tokens import client_token
+
+    return client_token(Settings())
 
 
 @stats_app.callback(invoke_without_command=True)
 def overview(
     ctx: typer.Context,
     subscription: str | None = SUBSCRIPTION,
-    results_url: str = typer.Option(
-        default_factory=default_results_url,
+    results_url: str | None = typer.Option(
+        None,
         show_default="http://127.0.0.1:<results port of the settings>",
         help="The results service's query server.",
     ),
 ) -> None:
     """Delivered, failed and attempted deliveries, and latency percentiles, per subscription (all time)."""
-    ctx.obj = {"results_url": results_url, "token": _answer(lambda: client_token(Settings()))}
+    ctx.obj = {"results_url": results_url}
     if ctx.invoked_subcommand is not None:
         return
-    rows = _answer(lambda: fetch_stats(results_url, subscription, token=ctx.obj["token"]))
-    if not rows:
-        typer.echo("No delivery attempts recorded yet." if subscription is None else f"No attempts for {subscription}.")
-        return
-    console.print(stats_table(rows))
+    from pipeline.results.client import fetch_stats
+
+    rows = _answer(lambda: fetch_stats(_url(ctx, None), subscription, token=_token()))
+    empty = "No delivery attempts recorded yet." if subscription is None else f"No attempts for {subscription}."
+    print_rows("Deliveries per subscription", STATS_HEADINGS, [_stats_cells(row) for row in rows], empty)
 
 
 @stats_app.command("traffic")
@@ -90,7 +103,7 @@ def summary(ctx: typer.Context, since: str = SINCE, until: str | None = UNTIL, b
              _millis(row["p99_ms"]), _counts(row["statuses"])] for row in body["rows"]]
     _print(f"Since {_utc(body['from'])}, by {body['by']}", [body["by"], "attempts", "succeeded", "failed",
            "error rate", "ok on retry", "dead-lettered", "p50 ms", "p95 ms", "p99 ms", "statuses"], rows,
-           "No attempts in this range.")
+           "No attempts in this range.", lead=1)
 
 
 @stats_app.command("last")
@@ -147,24 +160,21 @@ def routing(ctx: typer.Context, since: str = SINCE, until: str | None = UNTIL, t
            "No routing decisions in this range.")
 
 
+STATS_HEADINGS = ("subscription", "delivered", "failed", "attempts", "p50 ms", "p99 ms", "last attempt")
+
+
 def stats_table(rows: list[dict[str, Any]]) -> Table:
-    cells = [[str(row["delivered"]), str(row["failed"]), str(row["attempts"]), _millis(row["p50_ms"]),
-              _millis(row["p99_ms"]), _utc(row["last_attempt_at"])] for row in rows]
-    table = Table(title="Deliveries per subscription")
-    table.add_column("subscription", min_width=12, overflow="fold")  # long ids fold, never cut short
-    for index, heading in enumerate(("delivered", "failed", "attempts", "p50 ms", "p99 ms")):
-        # Numbers are as wide as their widest value: a cut figure would mislead.
-        widest = max([len(heading)] + [len(row[index]) for row in cells])
-        table.add_column(heading, justify="right", min_width=widest)
-    table.add_column("last attempt", overflow="fold")
-    for row, row_cells in zip(rows, cells, strict=True):
-        table.add_row(row["subscription_id"], *row_cells)
-    return table
+    return rows_table("Deliveries per subscription", STATS_HEADINGS, [_stats_cells(row) for row in rows])
 
 
-def _fetch(ctx: typer.Context, results_url: str | None, path: str, query: dict[str, str | None]) -> dict[str, Any]:
-    """The results service's answer, asked with the CLI's token (see pipeline.tokens.client_token)."""
-    return fetch(results_url or ctx.obj["results_url"], path, query, token=ctx.obj["token"])
+def _stats_cells(row: dict[str, Any]) -> list[Any]:
+    return [row["subscription_id"], row["delivered"], row["failed"], row["attempts"], _millis(row["p50_ms"]),
+            _millis(row["p99_ms"]), _utc(row["last_attempt_at"])]
+
+
+def _url(ctx: typer.Context, results_url: str | None) -> str:
+    """The subcommand's --results-url, else the group's, else the settings' (read only now: they cost time)."""
+    return results_url or ctx.obj["results_url"] or default_results_url()
 
 
 def _answer(call: Any) -> Any:
@@ -176,18 +186,9 @@ def _answer(call: Any) -> Any:
         raise typer.Exit(1) from exc
 
 
-def _print(title: str, headings: list[str], rows: list[list[Any]], empty: str) -> None:
-    if not rows:
-        typer.echo(empty)
-        return
-    table = Table(title=title)
-    for index, heading in enumerate(headings):
-        numeric = all(isinstance(row[index], (int, float)) for row in rows)
-        # Numbers right-aligned and never cut; text folds.
-        table.add_column(heading, justify="right" if numeric else "left", overflow="fold", no_wrap=numeric)
-    for row in rows:
-        table.add_row(*(escape(str(cell)) for cell in row))
-    console.print(table)
+def _print(title: str, headings: list[str], rows: list[list[Any]], empty: str, lead: int = 2) -> None:
+    """A block per row when the table is too wide, headed by its first `lead` cells (a time and a key)."""
+    print_rows(title, headings, rows, empty, lead=lead)
 
 
 def _millis(value: float | None) -> str:

@@ -1,23 +1,26 @@
-"""`pipeline subscriptions create|list|show|update|delete`, written to the compacted topic."""
+"""`pipeline subscriptions create|list|show|update|delete`, written to the compacted topic.
+
+The pipeline's modules (Kafka clients, models) are imported inside the commands, so `--help`
+and the other commands do not pay for them.
+"""
 
 from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
-from rich.table import Table
 
-from pipeline.cli.output import console, fail
-from pipeline.config import Settings
+from pipeline.cli.duplicates import same_deliveries
+from pipeline.cli.output import console, fail, print_rows
 from pipeline.errors import InvalidInput, PipelineError
-from pipeline.producer.tasks import TaskPublisher, webhook_test_task
-from pipeline.router.matching import type_matches
-from pipeline.subscriptions.commands import SubscriptionCommands
-from pipeline.subscriptions.model import Subscription
-from pipeline.subscriptions.snapshot import Snapshot, read_snapshot
-from pipeline.subscriptions.writer import SubscriptionWriter
+
+if TYPE_CHECKING:
+    from pipeline.config import Settings
+    from pipeline.subscriptions.commands import SubscriptionCommands
+    from pipeline.subscriptions.model import Subscription
+    from pipeline.subscriptions.snapshot import Snapshot
 
 subscriptions = typer.Typer(help="Manage subscriptions (endpoints and the events they receive).", no_args_is_help=True)
 
@@ -26,9 +29,30 @@ def register(app: typer.Typer) -> None:
     app.add_typer(subscriptions, name="subscriptions")
 
 
-def _commands(settings: Settings) -> SubscriptionCommands:
+def _settings() -> Settings:
+    from pipeline.config import Settings
+
+    return Settings()
+
+
+def _current(settings: Settings) -> dict[str, Subscription]:
+    from pipeline.subscriptions.snapshot import read_snapshot
+
+    return read_snapshot(settings)
+
+
+def _snapshot(settings: Settings) -> Snapshot:
+    from pipeline.subscriptions.snapshot import Snapshot
+
+    return Snapshot(settings)
+
+
+def _commands(settings: Settings, snapshot: Snapshot | None = None) -> SubscriptionCommands:
     """Commands that read the topic again after each write, to see it won (pipeline.subscriptions.commands)."""
-    snapshot = Snapshot(settings)
+    from pipeline.subscriptions.commands import SubscriptionCommands
+    from pipeline.subscriptions.writer import SubscriptionWriter
+
+    snapshot = snapshot or _snapshot(settings)
     return SubscriptionCommands(SubscriptionWriter(settings), snapshot.get, snapshot.settle)
 
 
@@ -124,9 +148,10 @@ def create(
     template_json: Optional[str] = TEMPLATE, batch_size: Optional[int] = BATCH_SIZE,
     batch_wait_ms: Optional[int] = BATCH_WAIT, signing: Optional[str] = SIGNING, ordering: Optional[str] = ORDERING,
     timeout_ms: Optional[int] = TIMEOUT,
+    force: bool = typer.Option(False, "--force", help="Create it even when one with the same URL and events exists."),
 ) -> None:
-    """Create a subscription and its endpoint topic."""
-    settings = Settings()
+    """Create a subscription and its endpoint topic; refused when one already delivers the same events there."""
+    settings = _settings()
     try:
         fields = _fields_from_json(json_fields)
         options = {"name": name, "url": url, "tenant": tenant, "secret": secret, "id": subscription_id,
@@ -135,11 +160,27 @@ def create(
         fields.update(_field_options(description, method, source, filter_json, header, basic, bearer, body_format,
                                      rpc_method, template_json, batch_size, batch_wait_ms, signing, ordering,
                                      timeout_ms))
-        created = _commands(settings).create(fields)
+        snapshot = _snapshot(settings)
+        if not force:
+            _refuse_duplicate(fields, snapshot.rows.values())
+        created = _commands(settings, snapshot).create(fields)
     except PipelineError as exc:
         raise fail(exc) from exc
     console.print(f"created [bold]{created.id}[/bold]")
     console.print(f"signing secret: {created.secret}")
+
+
+def _refuse_duplicate(fields: dict[str, Any], current: Any) -> None:
+    """Running the same create twice would deliver every event twice: say so instead."""
+    from pipeline.models import validated
+    from pipeline.subscriptions.model import SubscriptionFields
+
+    wanted = validated(SubscriptionFields, **{key: value for key, value in fields.items() if key != "id"})
+    for existing in current:
+        if same_deliveries(wanted, existing):
+            raise InvalidInput("url", f"subscription {existing.id} ({existing.name}) already gets these events "
+                                      "at this URL, so each would be delivered twice; "
+                                      "give --force to create another one anyway")
 
 
 @subscriptions.command("list")
@@ -149,15 +190,17 @@ def list_(
     event_type: Optional[str] = typer.Option(None, "--event-type", "-e", help="Only those that want this type."),
 ) -> None:
     """List the subscriptions (secrets are never shown here)."""
-    table = Table("id", "name", "url", "event types", "state", "tenant")
-    for subscription in sorted(read_snapshot(Settings()).values(), key=lambda s: s.created_at):
-        if (tenant is not None and subscription.tenant != tenant) or \
-                (active is not None and subscription.active != active) or \
-                (event_type is not None and not any(type_matches(p, event_type) for p in subscription.event_types)):
-            continue
-        table.add_row(subscription.id, subscription.name, subscription.url, ", ".join(subscription.event_types),
-                      _state(subscription), subscription.tenant)
-    console.print(table)
+    from pipeline.router.matching import type_matches
+
+    listed = [subscription for subscription in sorted(_current(_settings()).values(), key=lambda s: s.created_at)
+              if (tenant is None or subscription.tenant == tenant)
+              and (active is None or subscription.active == active)
+              and (event_type is None or any(type_matches(p, event_type) for p in subscription.event_types))]
+    with_tenants = any(subscription.tenant for subscription in listed)  # no empty column when nobody has one
+    headings = ["id", "name", "url", "event types", "state"] + (["tenant"] if with_tenants else [])
+    rows = [[subscription.id, subscription.name, subscription.url, ", ".join(subscription.event_types),
+             _state(subscription)] + ([subscription.tenant] if with_tenants else []) for subscription in listed]
+    print_rows(None, headings, rows, "No subscriptions.")
 
 
 def _state(subscription: Subscription) -> str:
@@ -170,7 +213,7 @@ def _state(subscription: Subscription) -> str:
 def show(subscription_id: str, show_secret: bool = typer.Option(False, "--show-secret")) -> None:
     """Show one subscription as JSON."""
     try:
-        subscription = _commands(Settings()).require(subscription_id)
+        subscription = _commands(_settings()).require(subscription_id)
     except PipelineError as exc:
         raise fail(exc) from exc
     view = subscription.model_dump(mode="json") if show_secret else subscription.public_view()
@@ -200,7 +243,7 @@ def update(
         changes.update(_field_options(description, method, source, filter_json, header, basic, bearer, body_format,
                                       rpc_method, template_json, batch_size, batch_wait_ms, signing, ordering,
                                       timeout_ms))
-        updated = _commands(Settings()).update(subscription_id, changes)
+        updated = _commands(_settings()).update(subscription_id, changes)
     except PipelineError as exc:
         raise fail(exc) from exc
     console.print(f"updated [bold]{updated.id}[/bold]")
@@ -220,7 +263,7 @@ def resume(subscription_id: str) -> None:
 
 def _set_active(subscription_id: str, active: bool) -> None:
     try:
-        _commands(Settings()).update(subscription_id, {"active": active})
+        _commands(_settings()).update(subscription_id, {"active": active})
     except PipelineError as exc:
         raise fail(exc) from exc
     console.print(f"{'resumed' if active else 'paused'} [bold]{subscription_id}[/bold]")
@@ -230,7 +273,7 @@ def _set_active(subscription_id: str, active: bool) -> None:
 def rotate_secret(subscription_id: str,
                   secret: Optional[str] = typer.Option(None, help="The new whsec_... secret; generated when omitted.")) -> None:
     """A new signing secret signs at once; the old one keeps signing beside it for the overlap (24 h)."""
-    settings = Settings()
+    settings = _settings()
     try:
         rotated = _commands(settings).rotate_secret(subscription_id,
                                                     timedelta(seconds=settings.secret_rotation_overlap_s), secret)
@@ -243,7 +286,9 @@ def rotate_secret(subscription_id: str,
 @subscriptions.command("test")
 def send_test(subscription_id: str) -> None:
     """Send a webhook.test event through the dispatcher to this subscription only."""
-    settings = Settings()
+    from pipeline.producer.tasks import TaskPublisher, webhook_test_task
+
+    settings = _settings()
     try:
         subscription = _commands(settings).require(subscription_id)
         task = webhook_test_task(subscription)
@@ -257,7 +302,7 @@ def send_test(subscription_id: str) -> None:
 def delete(subscription_id: str) -> None:
     """Delete a subscription (a tombstone on the compacted topic)."""
     try:
-        _commands(Settings()).delete(subscription_id)
+        _commands(_settings()).delete(subscription_id)
     except PipelineError as exc:
         raise fail(exc) from exc
     console.print(f"deleted [bold]{subscription_id}[/bold]")

@@ -110,7 +110,7 @@ class KafkaBroker:
         staging = self.paths.root / f"jars-{self.settings.kafka_version}.partial"
         shutil.rmtree(staging, ignore_errors=True)
         log.info("fetching Kafka %s jars with Maven (once)", self.settings.kafka_version)
-        _run(["mvn", "-q", "-B", "dependency:copy-dependencies", "-DincludeScope=runtime",
+        run_checked(["mvn", "-q", "-B", "dependency:copy-dependencies", "-DincludeScope=runtime",
               f"-DoutputDirectory={staging}"], cwd=build)
         staging.rename(self.paths.jars)  # atomic: a half-fetched directory is never taken as cached
         return self.paths.jars
@@ -126,11 +126,11 @@ class KafkaBroker:
         if (self.paths.log_dir / "meta.properties").exists():
             return
         cluster_id = uuid.uuid4().hex[:22]
-        _run(self._java("kafka.tools.StorageTool", "format", "-t", cluster_id,
+        run_checked(self.java_command("kafka.tools.StorageTool", "format", "-t", cluster_id,
                         "-c", str(self.paths.properties), "--ignore-formatted"))
 
     def _spawn(self) -> None:
-        command = self._java(f"-Xmx{self.settings.kafka_heap}", "kafka.Kafka", str(self.paths.properties))
+        command = self.java_command(f"-Xmx{self.settings.kafka_heap}", "kafka.Kafka", str(self.paths.properties))
         with self.paths.output.open("ab") as output:
             # A session of its own: the broker outlives the command that started it, and Ctrl-C
             # in `make run` reaches it only through our orderly stop.
@@ -138,12 +138,15 @@ class KafkaBroker:
                                        start_new_session=True, preexec_fn=_most_open_files)
         self.paths.pid_file.write_text(str(process.pid))
 
-    def _java(self, *args: str) -> list[str]:
+    def java_command(self, *args: str, extra_jars: Path | None = None, logging_to: str = "") -> list[str]:
+        """`java` with the broker's jars (and those of extra_jars) on the class path; logging_to
+        picks the logging configuration: "" for the broker's, "tools-" for one on stderr."""
         if self.major < 4:
-            logging_flag = f"-Dlog4j.configuration=file:{TEMPLATES / 'log4j.properties'}"
+            logging_flag = f"-Dlog4j.configuration=file:{TEMPLATES / f'{logging_to}log4j.properties'}"
         else:
-            logging_flag = f"-Dlog4j2.configurationFile={TEMPLATES / 'log4j2.yaml'}"
-        return ["java", logging_flag, "-cp", f"{self.paths.jars}/*", *args]
+            logging_flag = f"-Dlog4j2.configurationFile={TEMPLATES / f'{logging_to}log4j2.yaml'}"
+        classpath = f"{self.paths.jars}/*" + (f":{extra_jars}/*" if extra_jars else "")
+        return ["java", logging_flag, "-cp", classpath, *args]
 
     def _running_pid(self) -> int | None:
         try:
@@ -163,7 +166,7 @@ def _most_open_files() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def _run(command: list[str], cwd: Path | None = None) -> None:
+def run_checked(command: list[str], cwd: Path | None = None) -> None:
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     if result.returncode != 0:
         raise ServiceError(f"{' '.join(command[:3])} failed: {result.stdout[-2000:]}{result.stderr[-2000:]}")

@@ -106,4 +106,5 @@ async def _run_until_signalled(settings: Settings) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)  # a line per group step is noise at every start
     eventloop.run(_run_until_signalled(Settings()))

@@ -11,7 +11,9 @@ def main() -> None:
     settings = Settings()
     eventloop.use_fastest_loop()
     app = create_app(settings)
-    Worker(app, loglevel="WARNING").execute_from_commandline()
+    worker = Worker(app, loglevel="WARNING")
+    worker.spinner = None  # its cursor codes and "OK ^" would land in `pipeline run`'s output
+    worker.execute_from_commandline()
 
 
 if __name__ == "__main__":

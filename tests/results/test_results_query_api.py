@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
+from pipeline.cli import output
 from pipeline.cli.stats import register, stats_table
 from pipeline.errors import ServiceError
 from pipeline.results import client
@@ -104,7 +105,8 @@ def _stats_cli() -> typer.Typer:
     return app
 
 
-async def test_stats_command_prints_a_row_per_subscription(server_url, admin_token):
+async def test_stats_command_prints_a_row_per_subscription(server_url, admin_token, monkeypatch):
+    monkeypatch.setattr(output.console, "width", 200)  # a table; narrower terminals get a block per row
     result = await asyncio.to_thread(CliRunner().invoke, _stats_cli(), ["stats", "--results-url", server_url],
                                      env={"PIPELINE_API_TOKEN": admin_token})
 
