@@ -81,7 +81,7 @@ def traffic(ctx: typer.Context, since: str = SINCE, until: str | None = UNTIL,
     """Attempts, failures, error rate and latency per time step and key (quiet steps left out)."""
     query = {"from": since, "to": until, "step": str(step) if step else None, "by": by,
              "subscription_id": subscription, "tenant": tenant, "event_type": event_type}
-    body = _answer(lambda: _fetch(ctx, results_url, "/v1/stats/traffic", query))
+    body = _answer(lambda: fetch(_url(ctx, results_url), "/v1/stats/traffic", query))
     rows = [[_utc(time), s["key"], s["attempts"][i], s["failed"][i], _percent(s["error_rate"][i]),
              _millis(s["p50_ms"][i]), _millis(s["p95_ms"][i]), _millis(s["p99_ms"][i])]
             for s in body["series"] for i, time in enumerate(body["times"]) if s["attempts"][i]]
@@ -97,7 +97,7 @@ def summary(ctx: typer.Context, since: str = SINCE, until: str | None = UNTIL, b
     """Totals per key over a time range: outcomes, status classes, retries, latency."""
     query = {"from": since, "to": until, "by": by, "subscription_id": subscription, "tenant": tenant,
              "event_type": event_type}
-    body = _answer(lambda: _fetch(ctx, results_url, "/v1/stats/summary", query))
+    body = _answer(lambda: fetch(_url(ctx, results_url), "/v1/stats/summary", query))
     rows = [[row["key"], row["attempts"], row["succeeded"], row["failed"], _percent(row["error_rate"]),
              row["succeeded_on_retry"], row.get("dead_lettered", 0), _millis(row["p50_ms"]), _millis(row["p95_ms"]),
              _millis(row["p99_ms"]), _counts(row["statuses"])] for row in body["rows"]]
@@ -117,7 +117,7 @@ def last(ctx: typer.Context,
     if subscription_id and subscription and subscription_id != subscription:
         raise typer.BadParameter("give the subscription once, as SUB or --subscription", param_hint="SUB")
     query = {"subscription_id": subscription_id or subscription, "tenant": tenant, "limit": str(limit)}
-    body = _answer(lambda: _fetch(ctx, results_url, "/v1/attempts", query))
+    body = _answer(lambda: fetch(_url(ctx, results_url), "/v1/attempts", query))
     rows = [[_utc(a["started_at"]), a["subscription_id"], a["event_type"], a["attempt"], a["status_code"] or "-",
              a["outcome"], _millis(a["latency_ms"]), (a["error"] or a["response_body"] or "")[:60]]
             + ([_header_lines(a.get("request_headers") or {})] if headers else [])
@@ -138,7 +138,7 @@ def error_log(ctx: typer.Context, since: str = SINCE, until: str | None = UNTIL,
     """Why attempts failed (counts per reason), then the failed attempts, newest first."""
     query = {"from": since, "to": until, "subscription_id": subscription, "tenant": tenant, "event_type": event_type,
              "limit": str(limit)}
-    body = _answer(lambda: _fetch(ctx, results_url, "/v1/errors", query))
+    body = _answer(lambda: fetch(_url(ctx, results_url), "/v1/errors", query))
     reasons = [[r["outcome"], r["status_code"] or "-", r["reason"], r["attempts"], r["events"],
                 _utc(r["last_seen"])] for r in body["reasons"]]
     _print("Failure reasons", ["outcome", "status", "reason", "attempts", "events", "last seen"], reasons,
@@ -154,7 +154,7 @@ def routing(ctx: typer.Context, since: str = SINCE, until: str | None = UNTIL, t
             event_type: str | None = EVENT_TYPE, results_url: str | None = RESULTS_URL) -> None:
     """Events routed, and events dropped by reason (no_match, paused, filtered, invalid)."""
     query = {"from": since, "to": until, "tenant": tenant, "event_type": event_type}
-    body = _answer(lambda: _fetch(ctx, results_url, "/v1/stats/routing", query))
+    body = _answer(lambda: fetch(_url(ctx, results_url), "/v1/stats/routing", query))
     rows = [[row["outcome"], row["reason"] or "-", row["decisions"], row["routes"]] for row in body["totals"]]
     _print(f"Routing since {_utc(body['from'])}", ["outcome", "reason", "events", "deliveries"], rows,
            "No routing decisions in this range.")

@@ -107,7 +107,7 @@ async def test_last_shows_the_request_headers_when_asked(monkeypatch, wide_conso
                             "attempt": 1, "status_code": 200, "outcome": "success", "latency_ms": 1.0,
                             "error": None, "response_body": "", "request_headers": sent}]}
     asked = []
-    monkeypatch.setattr(stats, "fetch", lambda url, path, query, token: asked.append((path, query)) or answer)
+    monkeypatch.setattr(stats, "fetch", lambda url, path, query: asked.append((path, query)) or answer)
 
     _, _, plain = await run("last", "sub_a", "--results-url", "http://results.test")
     code, rows, text = await run("last", "sub_a", "--results-url", "http://results.test", "--headers")
