@@ -43,6 +43,11 @@ class TopicNames:
         """Carries no records: its partitions are the shards that dispatchers share in a consumer group."""
         return f"{self.prefix}dispatcher-shards"
 
+    @property
+    def dispatcher_wakeups(self) -> str:
+        """Doorbells: a subscription id says its endpoint topic just got tasks (pipeline.kafka.wakeups)."""
+        return f"{self.prefix}dispatcher-wakeups"
+
     def retry_tier(self, seconds: int) -> str:
         """Where a failed task of an unordered subscription waits about this long to be retried."""
         return f"{self.prefix}retry.{seconds}"

@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaException, TopicPartition
 from confluent_kafka.admin import OffsetSpec
 
 from pipeline.config import Settings
@@ -47,6 +47,7 @@ POLL_S = 0.05  # how long a call such as pause or commit may wait behind an idle
 MAX_BATCH = 2000
 COMMITTED_TRIES = 5
 LOOK_AGAIN_S = 0.2
+PARK_EVERY_S = 1.0
 
 
 class EndpointConsumer:
@@ -76,15 +77,18 @@ class EndpointConsumer:
         self._paused: set[PartitionId] = set()
         self._full: set[PartitionId] = set()  # paused for backpressure
         self._parking = Parking(settings.dispatcher_park_idle_s)
+        self._flow_changed: set[PartitionId] = set()  # may need pausing or resuming
         self._shards: set[int] = set()
-        self._owned: dict[str, int] = {}  # subscription id: partitions of it assigned here
+        self._owned: dict[str, list[PartitionId]] = {}  # subscription id: its partitions assigned here
         self._changes: asyncio.Queue[set[str]] = asyncio.Queue()
         self._missing: dict[str, int] = {}  # subscription id: how often its topic was not found
         self._assignment_lock = asyncio.Lock()
         self.directory: EndpointDirectory | None = None
 
     async def run(self, stopping: asyncio.Event) -> None:
-        self.directory = EndpointDirectory(self.deliverer.table, self.names, self._admin, await self._shard_count())
+        shards = await self._partition_count(self.names.dispatcher_shards)
+        self.directory = EndpointDirectory(self.deliverer.table, self.names, self._admin, shards)
+        await self._listen_for_doorbells()
         self.deliverer.table.on_change(self._changes.put_nowait)
         membership = ShardMembership(self.settings, gained=self._gain_shards, released=self._release_shards,
                                      lost=self._lose_shards)
@@ -101,13 +105,18 @@ class EndpointConsumer:
             await asyncio.gather(*helpers[1:], return_exceptions=True)
             await self._consumer.close()
 
-    async def _shard_count(self) -> int:
-        topic = self.names.dispatcher_shards
+    async def _partition_count(self, topic: str) -> int:
         metadata = await asyncio.to_thread(self._admin.list_topics, topic=topic, timeout=30)
         found = metadata.topics.get(topic)
         if found is None or found.error is not None or not found.partitions:
-            raise ServiceError(f"the shard topic {topic} is missing: create the core topics first")
+            raise ServiceError(f"the topic {topic} is missing: create the core topics first")
         return len(found.partitions)
+
+    async def _listen_for_doorbells(self) -> None:
+        """Every doorbell, from now on: they wake parked partitions (parking.py), whoever owns them."""
+        topic = self.names.dispatcher_wakeups
+        partitions = [TopicPartition(topic, p, OFFSET_END) for p in range(await self._partition_count(topic))]
+        await self._consumer.call(self._consumer.raw.incremental_assign, partitions)
 
     async def _fetch(self, stopping: asyncio.Event, helpers: list[asyncio.Task[None]]) -> None:
         loop = asyncio.get_running_loop()
@@ -132,13 +141,21 @@ class EndpointConsumer:
             if message.error() is not None:
                 log.warning("fetching endpoint tasks: %s", message.error())
                 continue
+            if message.topic() == self.names.dispatcher_wakeups:
+                self._rung(message.key(), now)
+                continue
             record = TaskRecord.of(message)
             work = self._work.get(record.position)
             if work is None:
                 continue  # let go of meanwhile: its new owner delivers it
-            self._parking.fetched(record.position, record.offset, now)
+            if self._parking.fetched(record.position, record.offset, now):
+                self._flow_changed.add(record.position)
             self._busy.add(record.position)
             work.submit(record)
+
+    def _rung(self, key: bytes | None, now: float) -> None:
+        partitions = self._owned.get(key.decode(), ()) if key else ()
+        self._flow_changed.update(self._parking.rung(partitions, now))
 
     async def _commit_busy(self) -> None:
         busy = {partition: self._work[partition] for partition in self._busy if partition in self._work}
@@ -200,7 +217,7 @@ class EndpointConsumer:
                 subscription_id = self.names.subscription_of(partition.topic)
                 self._work[partition] = PartitionWork(self.deliverer.deliver, start_offset=offset,
                                                       policy=lambda s=subscription_id: self.deliverer.lane_policy(s))
-                self._owned[subscription_id] = self._owned.get(subscription_id, 0) + 1
+                self._owned.setdefault(subscription_id, []).append(partition)
                 self._parking.started(partition, max(offset, 0), now)
                 if offset >= 0:
                     self._committer.knows(partition, offset, metadata)
@@ -275,8 +292,9 @@ class EndpointConsumer:
             self._busy.discard(partition)
             self._paused.discard(partition)
             self._full.discard(partition)
+            self._flow_changed.discard(partition)
             subscription_id = self.names.subscription_of(partition.topic)
-            self._owned[subscription_id] -= 1
+            self._owned[subscription_id].remove(partition)
             if not self._owned[subscription_id]:
                 del self._owned[subscription_id]
                 self.deliverer.forget_endpoint(subscription_id)
@@ -291,15 +309,23 @@ class EndpointConsumer:
             if work is None:
                 continue
             if work.in_flight >= self.max_in_flight or work.uncommitted >= self.max_uncommitted:
-                self._full.add(partition)
+                if partition not in self._full:
+                    self._full.add(partition)
+                    self._flow_changed.add(partition)
             elif work.in_flight < self.max_in_flight // 2 and work.uncommitted < self.max_uncommitted // 2:
-                self._full.discard(partition)
-        await self._pause_exactly(self._full | self._parking.parked)
+                if partition in self._full:
+                    self._full.discard(partition)
+                    self._flow_changed.add(partition)
+        await self._apply_pauses()
 
-    async def _pause_exactly(self, wanted: set[PartitionId]) -> None:
-        """Pauses and resumes so that exactly the wanted partitions (of those still ours) are paused."""
-        wanted = {partition for partition in wanted if partition in self._work}
-        pause, resume = wanted - self._paused, self._paused - wanted
+    async def _apply_pauses(self) -> None:
+        """Pauses the changed partitions that are full or parked, resumes those now neither."""
+        if not self._flow_changed:
+            return
+        changed, self._flow_changed = self._flow_changed, set()
+        wanted = {p for p in changed if p in self._work and (p in self._full or p in self._parking.parked)}
+        pause = wanted - self._paused
+        resume = {p for p in changed if p in self._paused} - wanted
         try:
             if pause:
                 await self._consumer.call(self._consumer.raw.pause, [TopicPartition(*p) for p in pause])
@@ -310,15 +336,24 @@ class EndpointConsumer:
         self._paused = (self._paused | pause) - resume
 
     async def _watch_parked(self) -> None:
-        interval_s = self.settings.dispatcher_parked_check_ms / 1000
+        """Parks what has been quiet; now and then looks for growth a doorbell did not announce."""
+        next_sweep = time.monotonic() + self.settings.dispatcher_parked_sweep_s
         while True:
-            await asyncio.sleep(interval_s)
+            await asyncio.sleep(PARK_EVERY_S)
             now = time.monotonic()
-            self._parking.park(self._parking.idle(now, busy=lambda p: p in self._busy or p not in self._work))
-            parked = [p for p in self._parking.parked if p in self._work]
-            if parked:
-                self._parking.grown(await asyncio.to_thread(self._end_offsets, parked), now)
-            await self._pause_exactly(self._full | self._parking.parked)
+            idle = self._parking.idle(now, busy=lambda p: p in self._busy or p not in self._work)
+            if idle:
+                quiet_since = now - self._parking.idle_s
+                parked = self._parking.park(idle, await asyncio.to_thread(self._end_offsets, idle), quiet_since)
+                self._flow_changed.update(parked)
+                if parked:
+                    log.info("parked %d quiet endpoint partitions (%d in all)", len(parked), len(self._parking.parked))
+            if now >= next_sweep:
+                parked = [p for p in self._parking.parked if p in self._work]
+                if parked:
+                    self._flow_changed.update(self._parking.grown(await asyncio.to_thread(self._end_offsets, parked), now))
+                next_sweep = now + self.settings.dispatcher_parked_sweep_s
+            await self._apply_pauses()
 
     def _end_offsets(self, partitions: list[PartitionId]) -> dict[PartitionId, int]:
         latest = OffsetSpec.latest()

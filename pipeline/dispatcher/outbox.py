@@ -15,6 +15,7 @@ from pipeline.config import Settings
 from pipeline.kafka.admin import RETRY_TIERS_S, retry_tier
 from pipeline.kafka.dead_letters import dead_letter
 from pipeline.kafka.position import Position
+from pipeline.kafka.wakeups import ring
 from pipeline.kafka.writer import KafkaWriter
 from pipeline.topics import TopicNames
 
@@ -59,7 +60,9 @@ class Outbox:
         self._writer.write(self.names.retry_tier(tier), key, value, headers)
 
     def produce_raw(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        """A task back to its endpoint topic, from the delay topics; its doorbell wakes it if parked."""
         self._writer.write(topic, key, value, headers)
+        ring(self._writer.write, self.names, self.names.subscription_of(topic))
 
     async def flush(self) -> None:
         """Waits for every queued write; raises if any write so far was not acknowledged."""

@@ -109,6 +109,7 @@ def _wait_for_leaders(admin: AdminClient, names: list[str], timeout_s: float) ->
 # and the relay never waits on one while a later one is due; a task due later than that goes on
 # to the tier for what remains. The tiers hold the default retry schedule's steps, and are close
 # enough that any wait up to a day passes through a handful of them.
+WAKEUP_PARTITIONS = 4
 RETRY_TIERS_S = (1, 5, 15, 30, 60, 300, 900, 1800, 3600, 7200, 18000, 36000, 86400)
 
 
@@ -135,6 +136,8 @@ def core_topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(name=names.routing, partitions=settings.results_partitions),
         TopicSpec(name=names.dead_letters, partitions=1),
         TopicSpec(name=names.dispatcher_shards, partitions=settings.dispatcher_shards),
+        # Every dispatcher reads every doorbell, so a few partitions; a doorbell matters for seconds.
+        TopicSpec(name=names.dispatcher_wakeups, partitions=WAKEUP_PARTITIONS, config={"retention.ms": "3600000"}),
         *(TopicSpec(name=names.retry_tier(tier), partitions=settings.results_partitions) for tier in RETRY_TIERS_S),
     ]
 

@@ -7,6 +7,7 @@ import json
 
 from pipeline.config import Settings
 from pipeline.kafka.clients import flush_or_raise, reliable_producer
+from pipeline.kafka.wakeups import ring
 from pipeline.models import DeliveryTask, Event, utcnow
 from pipeline.subscriptions.model import Subscription
 from pipeline.topics import TopicNames
@@ -22,6 +23,8 @@ class TaskPublisher:
         """key: the event's partition key unless given (see task_key)."""
         topic = self.names.endpoint(task.subscription_id)
         self._producer.produce(topic, key=key or task.event.partition_key, value=task.to_avro(), headers=headers)
+        ring(lambda topic, key, value: self._producer.produce(topic, key=key, value=value), self.names,
+             task.subscription_id)  # the endpoint's partition may be parked: it is fetched at once
         flush_or_raise(self._producer)
 
 

@@ -21,6 +21,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from pipeline.config import Settings
 from pipeline.errors import ServiceError
 from pipeline.kafka.clients import LIBRDKAFKA_LOG, flush_or_raise, reliable_producer
+from pipeline.kafka.wakeups import Doorbells
 from pipeline.kafka.dead_letters import is_reference
 from pipeline.kafka.offsets import watermarks
 from pipeline.kafka.writer import record_size
@@ -35,6 +36,8 @@ class Replayer:
         self.settings = settings
         self.names = TopicNames.from_settings(settings)
         self._producer = reliable_producer(settings)
+        self._doorbells = Doorbells(lambda topic, key, value: self._producer.produce(topic, key=key, value=value),
+                                    self.names)
 
     def replay(self, subscription_id: str, since: datetime, until: datetime | None = None) -> int:
         """Delivers again every task routed to the subscription between since and until."""
@@ -104,6 +107,7 @@ class Replayer:
         if record_size(key, value, headers) > self.settings.max_record_bytes:
             headers = []  # they only say where a copy came from; a task too large for them goes without
         self._producer.produce(topic, key=key, value=value, headers=headers)
+        self._doorbells.ring(self.names.subscription_of(topic))  # a quiet endpoint's partition is parked
         self._producer.poll(0)
 
 

@@ -27,6 +27,7 @@ from pipeline.config import Settings
 from pipeline.errors import InvalidEvent
 from pipeline.kafka.dead_letters import dead_letter
 from pipeline.kafka.position import Position
+from pipeline.kafka.wakeups import Doorbells
 from pipeline.kafka.writer import KafkaWriter, record_size
 from pipeline.models import Event, encode_task, utcnow
 from pipeline.router.admission import admit
@@ -110,6 +111,7 @@ class EventRouter:
         self.output = output
         self.table = table
         self.names = names
+        self._doorbells = Doorbells(output.write, names)
         self._matcher_cache = Matcher()
         self._changed: set[str] = set()  # subscriptions changed since the matcher last looked
         table.on_change(self._changed.update)
@@ -133,6 +135,8 @@ class EventRouter:
             return
         for topic, key, task in tasks:
             self.output.write(topic, key, task)
+        for subscription in decision.matched:
+            self._doorbells.ring(subscription.id)
         self.output.write(self.names.routing, *row)
 
     def _tasks(self, event: Event, decision: Decision) -> list[tuple[str, bytes, bytes]]:

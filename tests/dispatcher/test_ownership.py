@@ -26,20 +26,33 @@ def test_a_quiet_partition_is_parked_and_woken_when_its_end_moves() -> None:
     parking.fetched(B, offset=3, now=4.0)
     assert parking.idle(4.9, busy=lambda _: False) == []  # nobody quiet for 5 s yet
     assert parking.idle(5.0, busy=lambda _: False) == [A]
-    parking.park([A])
-    assert parking.idle(9.0, busy=lambda p: p == B) == []  # B is quiet but still delivering
+    assert parking.park([A], {A: 11}, quiet_since=0.0) == []  # one more task to fetch: not parked
+    assert parking.park([A], {A: 10}, quiet_since=0.0) == [A]
+    assert parking.idle(9.0, busy=lambda p: p == B) == []  # B is quiet but still delivering; A is parked already
     assert parking.grown({A: 10}, now=9.5) == []  # nothing past what was fetched
     assert parking.grown({A: 11}, now=10.0) == [A] and A not in parking.parked
     assert parking.idle(14.9, busy=lambda _: False) == [B]  # A was woken at 10
 
 
+def test_a_doorbell_wakes_a_parked_partition_and_keeps_an_active_one_awake() -> None:
+    parking = Parking(idle_s=5.0)
+    parking.started(A, next_offset=0, now=0.0)
+    parking.started(B, next_offset=0, now=0.0)
+    parking.park([A], {A: 0}, quiet_since=0.0)
+    assert parking.park([B], {B: 0}, quiet_since=-1.0) == []  # active after quiet_since: a ring came meanwhile
+    assert parking.rung([A, B], now=4.0) == [A] and parking.parked == set()
+    assert parking.idle(8.9, busy=lambda _: False) == []  # the ring counts as activity for both
+    assert sorted(parking.idle(9.0, busy=lambda _: False)) == [A, B]
+    assert parking.rung([PartitionId("endpoint.unknown", 0)], now=9.0) == []  # not ours: nothing happens
+
+
 def test_a_message_from_a_parked_partition_unparks_it() -> None:
     parking = Parking(idle_s=1.0)
     parking.started(A, next_offset=0, now=0.0)
-    parking.park(parking.idle(2.0, busy=lambda _: False))
+    parking.park(parking.idle(2.0, busy=lambda _: False), {A: 0}, quiet_since=1.0)
     assert parking.parked == {A}
-    parking.fetched(A, offset=0, now=2.1)
-    assert parking.parked == set()
+    assert parking.fetched(A, offset=0, now=2.1) and parking.parked == set()
+    assert not parking.fetched(A, offset=1, now=2.2)  # already awake
     parking.forget([A])
     assert parking.idle(100.0, busy=lambda _: False) == []
 

@@ -1,0 +1,77 @@
+"""A quiet endpoint's partition is parked (not fetched); its next task wakes it at once, through
+the doorbell its writer rings, and a task written without one is still found by the sweep."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import Settings
+from pipeline.models import DeliveryTask, Event, utcnow
+from pipeline.producer import EventPublisher
+from pipeline.receiver import Receiver
+from pipeline.subscriptions.commands import SubscriptionCommands
+from pipeline.subscriptions.writer import SubscriptionWriter
+from pipeline.kafka.clients import flush_or_raise, reliable_producer
+from pipeline.topics import TopicNames
+from tests.polling import wait_until
+from tests.stages import running_stages, stage_logs
+
+pytestmark = pytest.mark.integration
+
+
+def parked_count(log: Path) -> int:
+    """How many times the dispatcher has parked partitions so far."""
+    return log.read_text(errors="replace").count("quiet endpoint partitions")
+
+
+def test_a_parked_endpoint_is_woken_by_its_next_event(settings: Settings, tmp_path: Path) -> None:
+    # Parked after two seconds of quiet; the sweep alone would take ten minutes to notice growth.
+    settings = settings.model_copy(update={"dispatcher_park_idle_s": 2.0, "dispatcher_parked_sweep_s": 600.0})
+    receiver = Receiver()
+    base_url = receiver.start()
+    SubscriptionCommands(SubscriptionWriter(settings), lambda _: None).create(
+        {"name": "quiet", "url": f"{base_url}/quiet", "event_types": ["quiet.*"]})
+    logs = tmp_path / "logs"
+    try:
+        with running_stages(settings, ["pipeline.router", "pipeline.dispatcher"], logs), EventPublisher(settings) as publisher:
+            dispatcher_log = logs / "pipeline.dispatcher.log"
+            for n in range(3):
+                parked_before = parked_count(dispatcher_log)
+                publisher.publish_fields(type="quiet.tick", data=json.dumps({"n": n}).encode())
+                publisher.flush()
+                wait_until(lambda: len(receiver.by_path("/quiet")) == n + 1, timeout_s=30,
+                           what=f"delivery {n} to a parked endpoint, woken by its doorbell")
+                wait_until(lambda: parked_count(dispatcher_log) > parked_before, timeout_s=30,
+                           what="the endpoint parked again")
+    except AssertionError:
+        print(stage_logs(logs))
+        raise
+    finally:
+        receiver.stop()
+
+
+def test_a_task_written_without_a_doorbell_is_found_by_the_sweep(settings: Settings, tmp_path: Path) -> None:
+    settings = settings.model_copy(update={"dispatcher_park_idle_s": 2.0, "dispatcher_parked_sweep_s": 1.0})
+    receiver = Receiver()
+    base_url = receiver.start()
+    subscription = SubscriptionCommands(SubscriptionWriter(settings), lambda _: None).create(
+        {"name": "quiet", "url": f"{base_url}/quiet", "event_types": ["quiet.*"]})
+    logs = tmp_path / "logs"
+    try:
+        with running_stages(settings, ["pipeline.dispatcher"], logs):
+            wait_until(lambda: parked_count(logs / "pipeline.dispatcher.log") > 0, timeout_s=30,
+                       what="the new endpoint parked")
+            # Some other tool writes a task straight into the endpoint topic, ringing nothing.
+            producer = reliable_producer(settings)
+            task = DeliveryTask(subscription_id=subscription.id, routed_at=utcnow(), event=Event(type="quiet.tick"))
+            producer.produce(TopicNames.from_settings(settings).endpoint(subscription.id), value=task.to_avro())
+            flush_or_raise(producer)
+            wait_until(lambda: receiver.by_path("/quiet"), timeout_s=30, what="the sweep to wake the endpoint")
+    except AssertionError:
+        print(stage_logs(logs))
+        raise
+    finally:
+        receiver.stop()
