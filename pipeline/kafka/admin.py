@@ -142,9 +142,10 @@ def core_topics(settings: Settings) -> list[TopicSpec]:
     ]
 
 
-def endpoint_topic(settings: Settings, subscription_id: str) -> TopicSpec:
+def endpoint_topic(settings: Settings, subscription_id: str, partitions: int | None = None) -> TopicSpec:
+    """partitions: the subscription's own choice, or the setting's default."""
     name = TopicNames.from_settings(settings).endpoint(subscription_id)
-    return TopicSpec(name=name, partitions=settings.endpoint_partitions)
+    return TopicSpec(name=name, partitions=partitions or settings.endpoint_partitions)
 
 
 def ensure_core_topics(settings: Settings) -> None:

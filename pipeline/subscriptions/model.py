@@ -22,6 +22,7 @@ TYPE_FILTER_PATTERN = r"^(\*|[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*(\.\*)?)$"
 SUBSCRIPTION_ID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 SECRET_FIELDS = {"secret", "previous_secrets"}
 HIDDEN_FIELDS = SECRET_FIELDS | {"based_on"}
+MAX_PARTITIONS = 64  # a heavy endpoint's topic; one dispatcher owns them all, so its limits hold whole
 
 
 class EndpointAuth(BaseModel):
@@ -82,6 +83,7 @@ class SubscriptionFields(BaseModel):
     max_in_flight: int | None = Field(None, ge=1, le=1000)
     ordering: Literal["strict", "per_key", "none"] = "per_key"
     when_retries_exhausted: Literal["dead_letter", "block"] = "dead_letter"
+    partitions: int | None = Field(None, ge=1, le=MAX_PARTITIONS)
 
     @field_validator("url")
     @classmethod
@@ -215,6 +217,9 @@ class Subscription(SubscriptionFields):
         unknown = sorted(set(changes) - set(SubscriptionFields.model_fields))
         if unknown:
             raise InvalidInput(unknown[0], "is not a subscription field")
+        if changes.get("partitions", self.partitions) != self.partitions:
+            raise InvalidInput("partitions", "is set when the subscription is created: more partitions later would "
+                                             "move ordering keys to other partitions and break their order")
         if "active" in changes:  # resumed or paused by a user: no longer disabled by the pipeline
             changes = changes | {"disabled_reason": None, "disabled_at": None}
         return self.successor(changes)

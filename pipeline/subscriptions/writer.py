@@ -37,7 +37,7 @@ class SubscriptionWriter:
         self._box = load_box(settings)
 
     def put(self, subscription: Subscription) -> Position:
-        self._topics.ensure(endpoint_topic(self.settings, subscription.id))
+        self._topics.ensure(endpoint_topic(self.settings, subscription.id, subscription.partitions))
         return self._write(subscription.id, to_avro(subscription, self._box))
 
     def delete(self, subscription_id: str) -> Position:
