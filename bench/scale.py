@@ -173,11 +173,12 @@ def run_waves(settings: Settings, api_url: str, receiver_url: str, publisher: Ev
 
 
 def _until_quiet(receipts: Receipts, done, quiet_s: float = 15.0) -> dict:  # type: ignore[no-untyped-def]
-    """What arrived, once done(it) or nothing more arrived for quiet_s: a missing event is reported, not waited for."""
+    """What arrived, once done(it) or no new endpoint got its first event for quiet_s: a missing
+    event is reported, not waited for."""
     last_count, last_change = -1, time.monotonic()
     while True:
         received = receipts.by_path()
-        count = sum(len(deliveries) for deliveries in received.values())
+        count = _first_events(received)
         if done(received) or time.monotonic() - last_change > quiet_s:
             return received
         if count != last_count:

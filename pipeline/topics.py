@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from pipeline.config import Settings
@@ -56,16 +55,8 @@ class TopicNames:
         """The delay in seconds of a retry tier topic, from its name."""
         return int(retry_topic.removeprefix(f"{self.prefix}retry."))
 
-    @property
-    def retry_pattern(self) -> str:
-        return f"^{re.escape(self.prefix)}retry\\.[0-9]+$"
-
     def endpoint(self, subscription_id: str) -> str:
         return f"{self.prefix}endpoint.{subscription_id}"
-
-    @property
-    def endpoint_pattern(self) -> str:
-        return f"^{re.escape(self.prefix)}endpoint\\..+"
 
     def subscription_of(self, endpoint_topic: str) -> str:
         return endpoint_topic.removeprefix(f"{self.prefix}endpoint.")

@@ -39,6 +39,7 @@ async def run(settings: Settings) -> None:
                           disabler=Disabler(settings, table))
     try:
         await table.wait_loaded(timeout_s=120)
+        eventloop.settled()
         await asyncio.gather(EndpointConsumer(settings, deliverer, outbox).run(stopping),
                              RetryRelay(settings, outbox).run(stopping))
         await outbox.flush()

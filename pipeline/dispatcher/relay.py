@@ -20,6 +20,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 
 from pipeline.config import Settings
 from pipeline.dispatcher.outbox import Outbox
+from pipeline.kafka.admin import RETRY_TIERS_S
 from pipeline.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -29,14 +30,16 @@ class RetryRelay:
     def __init__(self, settings: Settings, outbox: Outbox):
         self.outbox = outbox
         self.names = TopicNames.from_settings(settings)
-        self.pattern = self.names.retry_pattern
+        # By name, not by pattern: a pattern makes the client fetch every topic's metadata (ten
+        # thousand endpoint topics) to match it, again and again.
+        self.topics = [self.names.retry_tier(tier) for tier in RETRY_TIERS_S]
         self._resume_at: dict[TopicPartition, float] = {}
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers, group_id=f"{settings.topic_prefix}retry-relay",
             enable_auto_commit=False, auto_offset_reset="earliest", metadata_max_age_ms=30_000)
 
     async def run(self, stopping: asyncio.Event) -> None:
-        self._consumer.subscribe(pattern=self.pattern)
+        self._consumer.subscribe(self.topics)
         await self._consumer.start()
         try:
             while not stopping.is_set():

@@ -22,6 +22,7 @@ from typing import Any
 import faust
 from faust.sensors import Sensor
 
+from pipeline import eventloop
 from pipeline.codec import codec
 from pipeline.config import Settings
 from pipeline.errors import InvalidEvent
@@ -87,6 +88,7 @@ def create_app(settings: Settings) -> faust.App:
     @app.agent(raw_topic(app, names.events), concurrency=1)
     async def route(stream: faust.StreamT) -> None:
         await table.wait_loaded(timeout_s=120)
+        eventloop.settled()
         async for message in stream.events():
             router.route(message)
 
