@@ -1,9 +1,18 @@
 """`make bench`: end-to-end deliveries per second and publish-to-delivery latency, beside the
 raw rate of the HTTP clients posting to the same receiver in the same run.
 
-Everything runs on this machine against 127.0.0.1: the broker, every stage as its own
-process, and a receiver process. The ratio to the raw client rate is the figure to compare
-across machines; absolute numbers drift.
+Everything runs on this machine against 127.0.0.1: the broker, every stage as its own process
+(their logs go to files, so the tables are not interleaved with log lines) and a receiver
+process. One stack serves every run:
+- saturated: a burst of BENCH_EVENTS events to one endpoint, as fast as it goes; the CPU each
+  process spends per delivery;
+- fan-out: each event to ten endpoints;
+- beside a hanging endpoint: the burst again, every event also to an endpoint that never answers;
+- the latency curve: events paced at 100, 400 and 1,000 a second and at half the saturated rate;
+- the hops of the 400 a second run: publish to routed, routed to sent, sent to received;
+- and whether anything was lost or delivered out of order per key, checked on every delivery.
+The ratio of the end-to-end rate to the raw client rate is the figure to compare across
+machines; absolute numbers drift.
 """
 
 from __future__ import annotations
@@ -14,6 +23,8 @@ import socket
 import tempfile
 import time
 import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,11 +33,11 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from bench import hops, stack
 from bench.http_baseline import raw_post_rate, received_count, receiver_process
 from pipeline import eventloop
-from pipeline.config import Settings
+from pipeline.config import PROJECT_ROOT, Settings
 from pipeline.devstack.kafka_broker import KafkaBroker
-from pipeline.devstack.stack import start_stage, stop_children
 from pipeline.kafka.admin import delete_topics_with_prefix, ensure_core_topics
 from pipeline.producer import EventPublisher
 from pipeline.subscriptions.commands import SubscriptionCommands
@@ -35,8 +46,10 @@ from pipeline.subscriptions.writer import SubscriptionWriter
 console = Console()
 EVENTS = int(os.environ.get("BENCH_EVENTS", "20000"))
 KEYS = int(os.environ.get("BENCH_KEYS", "1000"))
-PACED_EVENTS = int(os.environ.get("BENCH_PACED_EVENTS", "5000"))
-PACED_FRACTION = 0.5  # latency is measured at half the saturated rate, where queues stay short
+PACED_SECONDS = float(os.environ.get("BENCH_PACED_SECONDS", "10"))
+PACED_RATES = (100, 400, 1000)
+FAN_OUT = 10
+LOGS = PROJECT_ROOT / ".data" / "bench-logs" / "pipeline"
 
 
 def free_port() -> int:
@@ -45,7 +58,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_for(probe, timeout_s: float, what: str):
+def wait_for(probe, timeout_s: float, what: str):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = probe()
@@ -56,80 +69,140 @@ def wait_for(probe, timeout_s: float, what: str):
 
 
 def bench_settings(data_dir: Path) -> Settings:
-    base = Settings()
-    return base.model_copy(update={
+    return Settings().model_copy(update={
         "topic_prefix": f"bench{uuid.uuid4().hex[:6]}.", "data_dir": data_dir,
-        "clickhouse_dsn": f"chdb://{data_dir / 'clickhouse'}", "results_port": free_port(),
+        "clickhouse_dsn": f"chdb://{data_dir / 'clickhouse'}", "results_port": free_port(), "api_port": free_port(),
     })
 
 
-def stage_environment(settings: Settings) -> dict[str, str]:
-    return os.environ | {
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "PIPELINE_TOPIC_PREFIX": settings.topic_prefix,
-        "PIPELINE_DATA_DIR": str(settings.data_dir),
-        "CLICKHOUSE_DSN": settings.resolved_clickhouse_dsn,
-        "PIPELINE_RESULTS_PORT": str(settings.results_port),
-        "PIPELINE_ALLOWED_NETWORKS": "127.0.0.0/8",  # the receiver runs here; the guard stays on
-        "PIPELINE_ALLOW_HTTP": "true",
-    }
+stage_environment = stack.stage_environment
 
 
-def publish_and_wait(publisher: EventPublisher, base_url: str, count: int, already: int,
-                     rate: float | None = None) -> float:
-    """Publishes count events (at `rate` per second, or as fast as possible) and waits for them all.
+@dataclass
+class Run:
+    """What one publishing run sent and what came of it."""
+    name: str
+    events: int
+    deliveries: int
+    seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # per delivery, by process
 
-    The publisher is made once per run and warmed up: a new one would spend its first few hundred
-    milliseconds connecting, and the events it stamped meanwhile would count that as latency."""
-    start = time.perf_counter()
-    for n in range(count):
-        if rate is not None:
-            pause = start + n / rate - time.perf_counter()
-            if pause > 0:
+    @property
+    def rate(self) -> float:
+        return self.deliveries / self.seconds
+
+    def percentile(self, fraction: float) -> float:
+        return self.latencies_ms[min(len(self.latencies_ms) - 1, int(len(self.latencies_ms) * fraction))]
+
+
+class Bench:
+    def __init__(self, settings: Settings, receiver_url: str, hanging_url: str, pids: dict[str, int]):
+        self.settings = settings
+        self.receiver_url = receiver_url
+        self.pids = pids
+        commands = SubscriptionCommands(SubscriptionWriter(settings), lambda _: None)
+        self.one = commands.create({"name": "one", "url": f"{receiver_url}/one", "event_types": ["one.*", "both.*"]})
+        for n in range(FAN_OUT):
+            commands.create({"name": f"fan {n}", "url": f"{receiver_url}/fan/{n}", "event_types": ["fan.*"]})
+        commands.create({"name": "hanging", "url": f"{hanging_url}/hang", "event_types": ["both.*"], "timeout_ms": 5000})
+        self.publisher = EventPublisher(settings)
+        self.received = 0
+        self.sequences: dict[str, int] = defaultdict(lambda: -1)  # ordering key: last sequence number sent
+        self.published = 0
+        self.sent_to_one = 0  # events the one endpoint should get
+
+    def publish(self, name: str, event_type: str, count: int, fan: int = 1, rate: float | None = None) -> Run:
+        """Publishes count events (paced at rate per second, or as fast as it goes) and waits for
+        every delivery; the CPU of each process is read around it."""
+        run = Run(name, count, count * fan)
+        cpu_before = {process: stack.cpu_seconds(pid) for process, pid in self.pids.items()}
+        started = time.perf_counter()
+        for n in range(count):
+            if rate is not None and (pause := started + n / rate - time.perf_counter()) > 0:
                 time.sleep(pause)  # what is queued leaves within the producer's linger meanwhile
-        publisher.publish_fields(type="bench.event", ordering_key=f"key-{n % KEYS}",
-                                 data=json.dumps({"n": n, "pad": "x" * 900}).encode())
-    publisher.flush()
-    wait_for(lambda: (received_count(base_url) or 0) >= already + count, 600, f"{count} deliveries")
-    return time.perf_counter() - start
+            key = f"key-{self.published % KEYS}"
+            self.sequences[key] += 1
+            self.publisher.publish_fields(type=event_type, ordering_key=key,
+                                          data=json.dumps({"seq": self.sequences[key], "pad": "x" * 900}).encode())
+            self.published += 1
+        self.sent_to_one += count if event_type.split(".")[0] in ("one", "both") else 0
+        self.publisher.flush()
+        wait_for(lambda: (received_count(self.receiver_url) or 0) >= self.received + run.deliveries, 600,
+                 f"{run.deliveries} deliveries of {name}")
+        run.seconds = time.perf_counter() - started
+        run.cpu_ms = {process: ((stack.cpu_seconds(pid) or 0) - (cpu_before[process] or 0)) / run.deliveries * 1000
+                      for process, pid in self.pids.items()}
+        arrived = httpx.get(f"{self.receiver_url}/_received", timeout=120).json()[self.received:]
+        self.received += run.deliveries
+        run.latencies_ms = sorted((d["received_at"] - _published(d)) * 1000 for d in arrived)
+        return run
+
+    def check_order(self) -> tuple[int, int]:
+        """Deliveries to the one endpoint: (missing, out of order per key), over every run."""
+        arrived = [json.loads(d["body"]) for d in
+                   httpx.get(f"{self.receiver_url}/_received", params={"path": "/one"}, timeout=120).json()]
+        last: dict[str, int] = {}
+        reordered, seen = 0, set()
+        for body in arrived:
+            key, seq = body["ordering_key"], body["data"]["seq"]
+            reordered += seq < last.get(key, -1)
+            last[key] = max(seq, last.get(key, -1))
+            seen.add(body["id"])
+        return self.sent_to_one - len(seen), reordered
+
+    def hop_timings(self, since: int, count: int) -> list[hops.Timing]:
+        arrived = httpx.get(f"{self.receiver_url}/_received", timeout=120).json()[since:since + count]
+        received = {json.loads(d["body"])["id"]: d["received_at"] for d in arrived}
+        return hops.timings(self.settings, self.one.id, received)
 
 
-def latencies_ms(base_url: str, skip: int, count: int) -> list[float]:
-    received = httpx.get(f"{base_url}/_received", timeout=60).json()[skip:skip + count]
-    values = []
-    for delivery in received:
-        published = datetime.fromisoformat(json.loads(delivery["body"])["time"]).timestamp()
-        values.append((delivery["received_at"] - published) * 1000)
-    return sorted(values)
+def _published(delivery: dict[str, Any]) -> float:
+    body = json.loads(delivery["body"])
+    return datetime.fromisoformat((body[0] if isinstance(body, list) else body)["time"]).timestamp()
 
 
-def run_pipeline(settings: Settings, base_url: str, hanging_url: str | None = None) -> dict[str, float]:
-    """Deliveries to the healthy receiver at base_url; with hanging_url, every event also goes to
-    an endpoint that never answers, which must not slow the healthy one."""
+def run_all(settings: Settings, receiver_url: str, hanging_url: str, broker_pid: int | None) -> dict[str, Any]:
     ensure_core_topics(settings)
-    commands = SubscriptionCommands(SubscriptionWriter(settings), lambda _: None)
-    commands.create({"name": "bench", "url": f"{base_url}/bench", "event_types": ["*"]})
-    if hanging_url:
-        commands.create({"name": "hanging", "url": f"{hanging_url}/hang", "event_types": ["*"], "timeout_ms": 5000})
-    env = stage_environment(settings)
-    children = [start_stage(module, env) for module in ("pipeline.router", "pipeline.dispatcher", "pipeline.results")]
+    env = stack.stage_environment(settings)
+    stages = [stack.start(name, f"pipeline.{name}", env, LOGS) for name in ("router", "dispatcher", "results")]
+    pids = {stage.name: stage.process.pid for stage in stages} | ({"broker": broker_pid} if broker_pid else {})
+    receiver_pid = _pid_listening(receiver_url)
+    if receiver_pid:
+        pids["receiver"] = receiver_pid
     try:
-        with EventPublisher(settings) as publisher:
-            publish_and_wait(publisher, base_url, 200, 0)  # warm-up: group joins, connections
-            seconds = publish_and_wait(publisher, base_url, EVENTS, 200)
-            saturated = latencies_ms(base_url, 200, EVENTS)
-            paced_rate = PACED_FRACTION * EVENTS / seconds
-            publish_and_wait(publisher, base_url, PACED_EVENTS, 200 + EVENTS, rate=paced_rate)
-            paced = latencies_ms(base_url, 200 + EVENTS, PACED_EVENTS)
+        bench = Bench(settings, receiver_url, hanging_url, pids)
+        bench.publish("warm-up", "one.warm", 200)  # group joins, connections
+        saturated = bench.publish("saturated", "one.e", EVENTS)
+        fan_out = bench.publish("fan-out", "fan.e", EVENTS // FAN_OUT, fan=FAN_OUT)
+        beside = bench.publish("beside a hanging endpoint", "both.e", EVENTS // 2)
+        curve, hop_run = [], None
+        for rate in (*PACED_RATES, saturated.rate / 2):
+            since = bench.received
+            run = bench.publish(f"paced at {rate:,.0f}/s", "one.p", int(rate * PACED_SECONDS), rate=rate)
+            curve.append((rate, run))
+            if rate == 400:
+                hop_run = bench.hop_timings(since, run.deliveries)
+        missing, reordered = bench.check_order()
+        bench.publisher.flush()
     finally:
-        stop_children(children)
+        stack.stop(stages)
         delete_topics_with_prefix(settings.kafka_bootstrap_servers, settings.topic_prefix)
-    return {"rate": EVENTS / seconds, "saturated": percentiles(saturated),
-            "paced_rate": paced_rate, "paced": percentiles(paced)}
+    return {"saturated": saturated, "fan_out": fan_out, "beside": beside, "curve": curve, "hops": hop_run or [],
+            "missing": missing, "reordered": reordered}
 
 
-def percentiles(values: list[float]) -> tuple[float, float]:
-    return values[len(values) // 2], values[int(len(values) * 0.99)]
+def _pid_listening(url: str) -> int | None:
+    """The receiver process's pid, to count its CPU beside the pipeline's."""
+    port = url.rsplit(":", 1)[1]
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if f"--port\x00{port}" in Path(f"/proc/{pid}/cmdline").read_text():
+                    return int(pid)
+            except OSError:
+                continue
+    return None
 
 
 def raw_rates() -> dict[str, Any]:
@@ -141,43 +214,57 @@ def raw_rates() -> dict[str, Any]:
 
 
 def main() -> None:
-    KafkaBroker(Settings()).start()
+    broker = KafkaBroker(Settings())
+    broker.start()
+    LOGS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as data_dir:
-        settings = bench_settings(Path(data_dir) / "alone")
-        # The raw rate before and after the end-to-end run: the machine's own drift shows.
-        before = raw_rates()
-        console.print(f"[bold]end to end[/bold]: {EVENTS} events, {KEYS} ordering keys, client {settings.http_client}")
-        with receiver_process() as base_url:
-            alone = run_pipeline(settings, base_url)
-        after = raw_rates()
-        console.print("[bold]isolation[/bold]: the same, beside an endpoint that never answers")
+        settings = bench_settings(Path(data_dir))
+        before = raw_rates()  # before and after the end-to-end runs: the machine's own drift shows
+        console.print(f"[bold]end to end[/bold]: {EVENTS:,} events over {KEYS:,} ordering keys, client "
+                      f"{settings.http_client}; stage logs in {LOGS}")
         with receiver_process() as base_url, receiver_process("--hang", "/") as hanging_url:
-            beside = run_pipeline(bench_settings(Path(data_dir) / "beside"), base_url, hanging_url)
+            results = run_all(settings, base_url, hanging_url, broker._running_pid())
+        after = raw_rates()
     from bench import results_sink  # it borrows this module's helpers, so it is imported late
 
     console.print("[bold]results sink[/bold]: attempt records into ClickHouse")
     sink = results_sink.run()
-    console.print(report(alone, beside, before, after, settings.http_client))
+    baseline = (before[settings.http_client].rate_per_s + after[settings.http_client].rate_per_s) / 2
+    for table in report(results, before, after, baseline, settings.http_client):
+        console.print(table)
     sink_table = Table("measure", "value", title="results sink (embedded ClickHouse)")
     for name, value in results_sink.table_rows(sink):
         sink_table.add_row(name, value)
     console.print(sink_table)
 
 
-def report(alone: dict, beside: dict, before: dict, after: dict, client: str) -> Table:
-    table = Table("measure", "alone", "beside a hanging endpoint", title="make bench (one machine, one run)")
-    table.add_row("end-to-end deliveries/s", f"{alone['rate']:,.0f}", f"{beside['rate']:,.0f}")
-    table.add_row("publish-to-delivery p50 / p99 (ms), saturated burst",
-                  "{:,.0f} / {:,.0f}".format(*alone["saturated"]), "{:,.0f} / {:,.0f}".format(*beside["saturated"]))
-    table.add_row("publish-to-delivery p50 / p99 (ms), paced at half the rate",
-                  "{:,.0f} / {:,.0f}".format(*alone["paced"]), "{:,.0f} / {:,.0f}".format(*beside["paced"]))
+def report(results: dict[str, Any], before: dict, after: dict, baseline: float, client: str) -> list[Table]:
+    rates = Table("run", "deliveries/s", f"ratio to raw {client}", "p50 / p99 ms", title="throughput (one run)")
+    for key in ("saturated", "fan_out", "beside"):
+        run: Run = results[key]
+        rates.add_row(run.name, f"{run.rate:,.0f}", f"{run.rate / baseline:.2f}",
+                      f"{run.percentile(0.5):,.0f} / {run.percentile(0.99):,.0f}")
     for name in before:
-        table.add_row(f"raw {name} POST/s (concurrency 50), before / after",
-                      f"{before[name].rate_per_s:,.0f} / {after[name].rate_per_s:,.0f}", "")
-    baseline = (before[client].rate_per_s + after[client].rate_per_s) / 2
-    table.add_row(f"ratio end-to-end / raw {client} (their mean)", f"{alone['rate'] / baseline:.2f}",
-                  f"{beside['rate'] / baseline:.2f}")
-    return table
+        rates.add_row(f"raw {name} POST/s (concurrency 50), before / after",
+                      f"{before[name].rate_per_s:,.0f} / {after[name].rate_per_s:,.0f}", "", "")
+    curve = Table("paced at", "p50 ms", "p99 ms", "max ms", title="publish-to-delivery latency")
+    for rate, run in results["curve"]:
+        curve.add_row(f"{rate:,.0f}/s", f"{run.percentile(0.5):.1f}", f"{run.percentile(0.99):.1f}",
+                      f"{run.latencies_ms[-1]:.0f}")
+    cpu = Table("process", "CPU ms per delivery (saturated)", title="where the CPU goes")
+    for process, ms in results["saturated"].cpu_ms.items():
+        cpu.add_row(process, f"{ms:.3f}")
+    cpu.add_row("all", f"{sum(results['saturated'].cpu_ms.values()):.3f}")
+    hop_table = Table("hop", "p50 ms", "p99 ms", title="hops at 400/s")
+    timings = results["hops"]
+    for index, name in enumerate(hops.HOPS):
+        values = sorted(t.hops_ms[index] for t in timings)
+        if values:
+            hop_table.add_row(name, f"{values[len(values) // 2]:.1f}", f"{values[int(len(values) * 0.99)]:.1f}")
+    verdict = Table("check", "result", title="nothing lost, order kept")
+    verdict.add_row("deliveries missing (to the one endpoint)", str(results["missing"]))
+    verdict.add_row("deliveries out of order per key", str(results["reordered"]))
+    return [rates, curve, cpu, hop_table, verdict]
 
 
 if __name__ == "__main__":

@@ -94,7 +94,8 @@ class EndpointConsumer:
                                      lost=self._lose_shards)
         leaving = asyncio.Event()
         group = asyncio.create_task(membership.run(leaving))
-        helpers = [group, asyncio.create_task(self._follow_subscriptions()), asyncio.create_task(self._watch_parked())]
+        helpers = [group, *(asyncio.create_task(task) for task in
+                            (self._follow_subscriptions(), self._watch_parked(), self._keep_committing()))]
         try:
             await self._fetch(stopping, helpers)
         finally:
@@ -119,8 +120,6 @@ class EndpointConsumer:
         await self._consumer.call(self._consumer.raw.incremental_assign, partitions)
 
     async def _fetch(self, stopping: asyncio.Event, helpers: list[asyncio.Task[None]]) -> None:
-        loop = asyncio.get_running_loop()
-        next_commit, next_refresh = loop.time() + COMMIT_INTERVAL_S, loop.time() + REFRESH_INTERVAL_S
         while not stopping.is_set():
             for helper in helpers:
                 if helper.done():
@@ -128,12 +127,19 @@ class EndpointConsumer:
                     raise ServiceError("a dispatcher task stopped unexpectedly")
             self._submit(await self._consumer.take(MAX_BATCH, POLL_S))
             await self._apply_backpressure()
-            if loop.time() >= next_commit:
+
+    async def _keep_committing(self) -> None:
+        """Beside the fetching, not in its way: a commit waits for the attempt records to be
+        acknowledged, and tasks arriving meanwhile must not wait with it."""
+        loop = asyncio.get_running_loop()
+        next_refresh = loop.time() + REFRESH_INTERVAL_S
+        while True:
+            await asyncio.sleep(COMMIT_INTERVAL_S)
+            async with self._assignment_lock:  # a partition being let go of is committed by its release
                 await self._commit_busy()
-                next_commit = loop.time() + COMMIT_INTERVAL_S
-            if loop.time() >= next_refresh:
-                await self._committer.commit(self._committer.stale(self._work), refresh=True)
-                next_refresh = loop.time() + REFRESH_INTERVAL_S
+                if loop.time() >= next_refresh:
+                    await self._committer.commit(self._committer.stale(self._work), refresh=True)
+                    next_refresh = loop.time() + REFRESH_INTERVAL_S
 
     def _submit(self, messages: list) -> None:  # type: ignore[type-arg]
         now = time.monotonic()
@@ -160,7 +166,7 @@ class EndpointConsumer:
     async def _commit_busy(self) -> None:
         busy = {partition: self._work[partition] for partition in self._busy if partition in self._work}
         await self._committer.commit(busy)
-        self._busy = {p for p, work in busy.items() if not self._committer.is_current(p, work)}
+        self._busy -= {p for p, work in busy.items() if self._committer.is_current(p, work)}
 
     def _metadata(self, partition: PartitionId, offset: int) -> str:
         state = self.deliverer.endpoint_state(self.names.subscription_of(partition.topic))

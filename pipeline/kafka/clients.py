@@ -24,7 +24,7 @@ def reliable_producer(settings: Settings, **overrides: Any) -> Producer:
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "enable.idempotence": True,
         "acks": "all",
-        "linger.ms": 5,
+        "linger.ms": 1,
         "compression.type": "lz4",
         "partitioner": "murmur2_random",
         # Writers check sizes against this same limit before they write (see KafkaWriter.fits).

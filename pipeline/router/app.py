@@ -40,7 +40,7 @@ from pipeline.topics import TopicNames
 
 log = logging.getLogger(__name__)
 # Without linger each task goes out in a produce request of its own; 10 ms batches them.
-ROUTER_LINGER_MS = 10
+ROUTER_LINGER_MS = 1
 # Room a task keeps under the record limit for the headers it may gather later (a delay topic's,
 # a replay's, a dead letter's), so the dispatcher can always park or dead-letter it whole.
 TASK_HEADROOM_BYTES = 4096

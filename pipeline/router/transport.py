@@ -15,8 +15,8 @@ from typing import Any
 import aiokafka
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-FETCH_MIN_BYTES = 32 * 1024
-FETCH_MAX_WAIT_MS = 20  # the most a routed event waits for company
+FETCH_MIN_BYTES = 1
+FETCH_MAX_WAIT_MS = 100
 
 
 class _BatchedFetchThread(faust_aiokafka.AIOKafkaConsumerThread):
