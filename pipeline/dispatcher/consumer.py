@@ -277,7 +277,11 @@ class EndpointConsumer:
         works = {partition: self._work.pop(partition) for partition in partitions if partition in self._work}
         if not works:
             return
-        await asyncio.gather(*(work.close(grace_s) for work in works.values()))
+        self.deliverer.letting_go.update(works)  # retries waiting stop now; requests in flight get grace_s
+        try:
+            await asyncio.gather(*(work.close(grace_s) for work in works.values()))
+        finally:
+            self.deliverer.letting_go.difference_update(works)
         if commit and self.outbox.broken is None:
             with contextlib.suppress(ServiceError):  # the last flush found a lost record: logged below
                 await self._committer.commit(works)

@@ -56,6 +56,7 @@ class Deliverer:
         self.disabler = disabler
         self.gates = Gates()
         self.progress = RetryProgress()
+        self.letting_go: set[tuple[str, int]] = set()  # partitions being handed over: no new attempts
         self.streaks = FailureStreaks(policy.disable_after, policy.disable_min_failures)
 
     def endpoint_state(self, subscription_id: str) -> EndpointState:
@@ -102,6 +103,9 @@ class Deliverer:
                 async with self.gates.for_subscription(subscription).slot():
                     outcome = await attempt_delivery(self.transport, subscription, tasks, attempt,
                                                      self.policy.max_request_bytes)
+                    verdict = self._judge(outcome)
+                    if verdict.retry_after_s:  # before the slot is free: no lane may send in between
+                        self.gates.hold(subscription.id, verdict.retry_after_s)
             except InvalidInput as exc:
                 # The request cannot be built (a template that cannot render this event, a body over
                 # the size limit): retrying would fail the same way, so it is parked with the reason.
@@ -112,12 +116,9 @@ class Deliverer:
             if outcome.refused:
                 self._dead_letter(subscription, records, tasks, attempt, f"refused: {outcome.error}")
                 return
-            verdict = self._judge(outcome)
             if verdict.succeeded:
                 self.streaks.succeeded(subscription.id)
                 return
-            if verdict.retry_after_s:
-                self.gates.hold(subscription.id, verdict.retry_after_s)
             await self._after_failure(subscription, verdict, outcome.error)
             endless = subscription.when_retries_exhausted == "block"
             delay = self._schedule(subscription).delay_before(attempt + 1, endless=endless)
@@ -131,6 +132,9 @@ class Deliverer:
                 return  # nothing waits for it: the task left its lane for a delay topic (if it fits there)
             self.progress.waiting(records[0], Progress(attempt + 1, time.time() + delay))
             await asyncio.sleep(delay)
+            if (records[0].topic, records[0].partition) in self.letting_go:
+                # Its next owner makes the next attempt, when due: the progress is committed for it.
+                raise asyncio.CancelledError
             attempt += 1
 
     async def _first_attempt(self, record: Any) -> int:

@@ -40,11 +40,12 @@ class Gate:
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        while (wait := self._held_until() - time.time()) > 0:
-            await asyncio.sleep(wait)
         if self._slots is not None:
             await self._slots.acquire()
         try:
+            # Looked at once the slot is ours: a hold set by the request that had it counts.
+            while (wait := self._held_until() - time.time()) > 0:
+                await asyncio.sleep(wait)
             if self._limiter is not None:
                 await self._limiter.acquire()
             yield

@@ -26,6 +26,7 @@ class StubDeliverer:
     def __init__(self) -> None:
         self.table = SimpleNamespace(rows={}, get=lambda _: None, on_change=lambda _: None)
         self.progress = RetryProgress()
+        self.letting_go: set[tuple[str, int]] = set()
         self.release = asyncio.Event()
         self.delivered: list[int] = []
         self.learned: dict[str, EndpointState] = {}

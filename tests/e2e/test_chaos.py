@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import threading
 import time
@@ -70,7 +71,11 @@ def test_a_killed_dispatcher_loses_nothing_and_breaks_no_order(settings: Setting
     try:
         with running_stages(settings, STAGES, logs) as processes:
             try:
-                killed_at = _publish_and_kill(settings, endpoint, processes["pipeline.dispatcher#2"])
+                # Both share the shards; the one that owns the endpoint is killed, so the other takes it over.
+                wait_until(lambda: all("shards gained" in (logs / f"{n}.log").read_text(errors="replace")
+                                       for n in ("pipeline.dispatcher", "pipeline.dispatcher#2")), what="two owners")
+                victim = wait_until(lambda: _owning_dispatcher(logs), what="the endpoint's owner")
+                killed_at = _publish_and_kill(settings, endpoint, processes[victim])
                 endpoint.troubled = False
                 wait_until(lambda: len({s[0] for s in endpoint.successes}) >= EVENTS, timeout_s=120,
                            what="every event delivered")
@@ -88,6 +93,16 @@ def test_a_killed_dispatcher_loses_nothing_and_breaks_no_order(settings: Setting
     # message is delivered (and recorded) again, so ClickHouse holds at least one success per
     # event and never more than the receiver saw.
     assert EVENTS <= counted <= len(endpoint.successes)
+
+
+def _owning_dispatcher(logs: Path) -> str | None:
+    """The dispatcher that fetches the endpoint now, from what each logged last about its partitions."""
+    owners = []
+    for name in ("pipeline.dispatcher", "pipeline.dispatcher#2"):
+        counts = re.findall(r"\((\d+) (?:in all|left)\)", (logs / f"{name}.log").read_text(errors="replace"))
+        if counts and counts[-1] != "0":
+            owners.append(name)
+    return owners[0] if len(owners) == 1 else None
 
 
 def _publish_and_kill(settings: Settings, endpoint: TroubledEndpoint, victim) -> float:
