@@ -1,11 +1,10 @@
-"""faust's aiokafka transport, with fetches that wait a moment for more than one event.
+"""faust's aiokafka transport, with the fetch settings set where faust has no setting for them.
 
-faust asks the broker for events with aiokafka's default `fetch_min_bytes=1`, so at a steady
-trickle every event arrives in a fetch round of its own, and faust's per-round work (across
-its consumer thread) costs more than routing the event. Waiting up to FETCH_MAX_WAIT_MS for
-FETCH_MIN_BYTES halves the router's CPU per event at a few hundred events a second; under a
-burst the fetches are full anyway and nothing waits. faust has no setting for either value,
-so they are set on the consumer it creates, before it starts.
+An event is fetched as soon as it is in the log (FETCH_MIN_BYTES = 1): a larger minimum saved
+the router some CPU per event at a trickle, but every webhook then waited up to the maximum wait
+on this hop. Under a burst the fetches are full anyway. FETCH_MAX_WAIT_MS only bounds how long
+an idle fetch is held open by the broker. Both are set on the consumer faust creates, before it
+starts.
 """
 
 from __future__ import annotations
