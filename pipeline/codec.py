@@ -33,11 +33,15 @@ class Codec:
     def __init__(self, schema: dict[str, Any]):
         self.schema = schema
         self.fingerprint = _fingerprint(schema)
+        self.header = MARKER + self.fingerprint
 
     def encode(self, record: dict[str, Any]) -> bytes:
+        return self.header + self.encode_body(record)
+
+    def encode_body(self, record: dict[str, Any]) -> bytes:
+        """The schemaless Avro body alone: a record's body is its fields' bodies in schema order,
+        so bodies can be joined into an enclosing record's."""
         body = io.BytesIO()
-        body.write(MARKER)
-        body.write(self.fingerprint)
         fastavro.schemaless_writer(body, self.schema, record)
         return body.getvalue()
 

@@ -6,7 +6,7 @@ from cryptography.fernet import Fernet
 
 from pipeline.errors import InvalidEvent, InvalidInput
 from pipeline.kafka.position import Position
-from pipeline.models import DeliveryTask, Event, decode_event, new_secret, utcnow, validated
+from pipeline.models import DeliveryTask, Event, decode_event, encode_task, encode_tasks, new_secret, utcnow, validated
 from pipeline.subscriptions.avro import from_avro, to_avro
 from pipeline.subscriptions.model import PreviousSecret, Subscription
 from pipeline.subscriptions.secretbox import SecretBox
@@ -167,3 +167,14 @@ def test_a_json_event_without_id_or_time_takes_them_from_its_kafka_record() -> N
     assert decode_event(payload, Position(topic="whk.events", partition=2, offset=41, timestamp_ms=1_700_000_000_123)).id != first.id
     given = decode_event(b'{"type": "t", "id": "evt_mine", "time": "2024-01-02T03:04:05Z"}', at)
     assert given.id == "evt_mine" and given.time == datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("subscription_ids", [["sub_a"], ["", "sub_" + "é" * 70, "x" * 300]])
+def test_tasks_sharing_one_encoded_event_are_the_bytes_of_tasks_encoded_whole(subscription_ids):
+    event = Event(type="order.paid", source="shop", data=json.dumps({"total": 12, "note": "é" * 80}).encode())
+    routed_at = datetime(2026, 12, 2, 10, 0, 0, 123000, tzinfo=timezone.utc)
+    shared = encode_tasks(subscription_ids, routed_at, event.to_record())
+    assert shared == [encode_task(sid, routed_at, event.to_record()) for sid in subscription_ids]
+    decoded = [DeliveryTask.from_avro(task) for task in shared]
+    assert [(task.subscription_id, task.routed_at, task.event.data) for task in decoded] == \
+        [(sid, routed_at, event.data) for sid in subscription_ids]

@@ -30,7 +30,7 @@ from pipeline.kafka.dead_letters import dead_letter
 from pipeline.kafka.position import Position
 from pipeline.kafka.wakeups import Doorbells
 from pipeline.kafka.writer import KafkaWriter, record_size
-from pipeline.models import Event, encode_task, utcnow
+from pipeline.models import Event, encode_tasks, utcnow
 from pipeline.router.admission import admit
 from pipeline.router.decisions import invalid_decision, routing_decision
 from pipeline.router.matching import Decision, Matcher
@@ -143,11 +143,10 @@ class EventRouter:
 
     def _tasks(self, event: Event, decision: Decision) -> list[tuple[str, bytes, bytes]]:
         """Each matching subscription's task, all checked to fit before any is written."""
-        event_record, routed_at = event.to_record(), utcnow()
         limit = self.output.max_record_bytes - TASK_HEADROOM_BYTES
+        encoded = encode_tasks((subscription.id for subscription in decision.matched), utcnow(), event.to_record())
         tasks = []
-        for subscription in decision.matched:
-            task = encode_task(subscription.id, routed_at, event_record)
+        for subscription, task in zip(decision.matched, encoded):
             # Strict order for an endpoint means one partition: key every task the same.
             key = subscription.id.encode() if subscription.ordering == "strict" else event.partition_key
             if (size := record_size(key, task)) > limit:
