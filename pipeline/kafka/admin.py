@@ -78,18 +78,21 @@ def ensure_topics(admin: AdminClient, specs: list[TopicSpec], timeout_s: float =
     _wait_for_leaders(admin, [topic.topic for topic in wanted], timeout_s)
 
 
+DELETE_BATCH = 1000
+
+
 def delete_topics_with_prefix(bootstrap_servers: str, prefix: str, timeout_s: float = 30.0) -> None:
     """Deletes every topic whose name starts with prefix: a test's or a benchmark's own, at its end.
     Best effort: a topic already gone, or one the broker is still deleting, is fine."""
     admin = admin_client(bootstrap_servers)
     names = [name for name in admin.list_topics(timeout=timeout_s).topics if name.startswith(prefix)]
-    if not names:
-        return
-    for future in admin.delete_topics(names, operation_timeout=timeout_s).values():
-        try:
-            future.result()
-        except KafkaException:
-            pass
+    # The controller refuses a deletion of more than 10,000 partitions in one request.
+    for start in range(0, len(names), DELETE_BATCH):
+        for future in admin.delete_topics(names[start:start + DELETE_BATCH], operation_timeout=timeout_s).values():
+            try:
+                future.result()
+            except KafkaException:
+                pass
 
 
 def _wait_for_leaders(admin: AdminClient, names: list[str], timeout_s: float) -> None:

@@ -25,6 +25,12 @@ class _BatchedFetchThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
         return consumer
 
+    def verify_event_path(self, now: float, tp: Any) -> None:
+        """Only the fetch checks. The router removes faust's Monitor (app.py), so the stream checks
+        would find no inbound time for any partition and log, every few seconds after five
+        minutes, that each busy partition was never processed."""
+        self._verify_aiokafka_event_path(now, tp)
+
 
 class _BatchedFetchConsumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
