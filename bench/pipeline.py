@@ -50,6 +50,7 @@ PACED_SECONDS = float(os.environ.get("BENCH_PACED_SECONDS", "10"))
 PACED_RATES = (100, 400, 1000)
 FAN_OUT = 10
 LOGS = PROJECT_ROOT / ".data" / "bench-logs" / "pipeline"
+PROFILE = bool(os.environ.get("BENCH_PROFILE"))  # py-spy on every stage during the saturated run
 
 
 def free_port() -> int:
@@ -173,7 +174,11 @@ def run_all(settings: Settings, receiver_url: str, hanging_url: str, broker_pid:
     try:
         bench = Bench(settings, receiver_url, hanging_url, pids)
         bench.publish("warm-up", "one.warm", 200)  # group joins, connections
+        spies = stack.start_profiles(stages, LOGS) if PROFILE else []
         saturated = bench.publish("saturated", "one.e", EVENTS)
+        if spies:
+            stack.stop_profiles(spies)
+            _write_hottest(stages)
         fan_out = bench.publish("fan-out", "fan.e", EVENTS // FAN_OUT, fan=FAN_OUT)
         beside = bench.publish("beside a hanging endpoint", "both.e", EVENTS // 2)
         curve, hop_run = [], None
@@ -190,6 +195,13 @@ def run_all(settings: Settings, receiver_url: str, hanging_url: str, broker_pid:
         delete_topics_with_prefix(settings.kafka_bootstrap_servers, settings.topic_prefix)
     return {"saturated": saturated, "fan_out": fan_out, "beside": beside, "curve": curve, "hops": hop_run or [],
             "missing": missing, "reordered": reordered}
+
+
+def _write_hottest(stages: list[stack.Stage]) -> None:
+    """Where each stage's time went in the saturated run, beside its log (not in the tables)."""
+    for stage in stages:
+        lines = [f"{samples:8d}  {frame}" for samples, frame in stack.hottest(LOGS / f"{stage.name}.profile", 40)]
+        (LOGS / f"{stage.name}.hottest.txt").write_text("\n".join(lines) + "\n")
 
 
 def _pid_listening(url: str) -> int | None:
