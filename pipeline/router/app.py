@@ -20,12 +20,13 @@ import logging
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.sensors import Sensor
 
 from pipeline import eventloop
 from pipeline.codec import codec
 from pipeline.config import Settings
-from pipeline.errors import InvalidEvent
+from pipeline.errors import InvalidEvent, ServiceError
 from pipeline.kafka.dead_letters import dead_letter
 from pipeline.kafka.position import Position
 from pipeline.kafka.wakeups import Doorbells
@@ -44,6 +45,8 @@ ROUTER_LINGER_MS = 1
 # Room a task keeps under the record limit for the headers it may gather later (a delay topic's,
 # a replay's, a dead letter's), so the dispatcher can always park or dead-letter it whole.
 TASK_HEADROOM_BYTES = 4096
+# How long an event matching nothing waits for the subscriptions table to show the newest changes.
+CATCH_UP_TIMEOUT_S = 5.0
 
 
 def raw_topic(app: faust.App, name: str) -> faust.TopicT:
@@ -90,7 +93,7 @@ def create_app(settings: Settings) -> faust.App:
         await table.wait_loaded(timeout_s=120)
         eventloop.settled()
         async for message in stream.events():
-            router.route(message)
+            await router.route(message)
 
     return app
 
@@ -118,14 +121,14 @@ class EventRouter:
         self._changed: set[str] = set()  # subscriptions changed since the matcher last looked
         table.on_change(self._changed.update)
 
-    def route(self, message: faust.EventT) -> None:
+    async def route(self, message: faust.EventT) -> None:
         """Writes the event's outcome: its tasks and routing row, or its dead letter and routing row.
         Raises only when a write failed, and then the writer refuses every later commit."""
         record = message.message
         position = Position.of(record)
         try:
             event = admit(record.key, record.value, position)
-            decision = self._matcher().decide(event)
+            decision = await self._decide(event, position)
             tasks = self._tasks(event, decision)
             row = self._row(routing_decision(event, decision, position))
         except InvalidEvent as exc:
@@ -140,6 +143,21 @@ class EventRouter:
         for subscription in decision.matched:
             self._doorbells.ring(subscription.id)
         self.output.write(self.names.routing, *row)
+
+    async def _decide(self, event: Event, position: Position) -> Decision:
+        """An event that matches nothing may have been published right after the subscription meant
+        for it, whose record the table has not read yet: it is decided again once the table has
+        read every change written before the event, so a subscription created before an event is
+        published gets it."""
+        decision = self._matcher().decide(event)
+        if decision.reason != "no_match" or position.timestamp_ms is None:
+            return decision
+        try:
+            await self.table.caught_up_to(position.timestamp_ms / 1000, timeout_s=CATCH_UP_TIMEOUT_S)
+        except (TimeoutError, KafkaError, ServiceError) as exc:
+            log.warning("deciding the event at %s without the newest subscriptions: %s", position, exc)
+            return decision
+        return self._matcher().decide(event)
 
     def _tasks(self, event: Event, decision: Decision) -> list[tuple[str, bytes, bytes]]:
         """Each matching subscription's task, all checked to fit before any is written."""

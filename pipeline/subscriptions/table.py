@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -44,6 +45,8 @@ class SubscriptionTable:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._listeners: list[Callable[[set[str]], None]] = []
+        self._caught_up_at = 0.0  # epoch seconds: every change written before then has been read
+        self._catching_up: asyncio.Task[None] | None = None
 
     def get(self, subscription_id: str) -> Subscription | None:
         return self.rows.get(subscription_id)
@@ -72,6 +75,30 @@ class SubscriptionTable:
                 raise ServiceError(f"the subscriptions table did not read {self.topic} up to {position} "
                                    f"within {timeout_s:.0f} s") from exc
         return self._outcomes.get(position, False)
+
+    async def caught_up_to(self, moment: float, timeout_s: float = 10.0) -> None:
+        """Returns once every change written to the topic before `moment` (epoch seconds) has been
+        read here. Looking costs a request for the end offsets, shared by every caller that
+        waits meanwhile, so it is for events that cannot wait out a fetch interval: one that
+        matches nothing, published just after the subscription it was meant for."""
+        deadline = time.monotonic() + timeout_s
+        while self._caught_up_at < moment:
+            if self._catching_up is None or self._catching_up.done():
+                self._catching_up = asyncio.create_task(self._catch_up())
+            await asyncio.wait_for(asyncio.shield(self._catching_up), max(0.0, deadline - time.monotonic()))
+
+    async def _catch_up(self) -> None:
+        if self._consumer is None:
+            raise ServiceError("the subscriptions table is not following its topic")
+        asked = time.time()
+        ends = await self._consumer.end_offsets(list(self._consumer.assignment()))
+
+        def passed() -> bool:
+            return all(self._read_up_to.get(p.partition, 0) >= end for p, end in ends.items())
+
+        async with self._advanced:
+            await self._advanced.wait_for(passed)
+        self._caught_up_at = max(self._caught_up_at, asked)
 
     def settled_blocking(self, position: Position, timeout_s: float = 30.0) -> bool:
         """`settled`, for a thread other than the one whose loop follows the topic."""

@@ -98,6 +98,18 @@ def stack(module_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
         receiver.stop()
 
 
+def test_an_event_published_right_after_its_subscription_is_created_is_delivered(stack: Stack) -> None:
+    """No waiting in between: the router may read the event before the subscription, and must not
+    drop it as matching nothing."""
+    published = {}
+    for _ in range(10):
+        _, kind, path = stack.subscribe()
+        published[stack.publish(kind, {"n": 1})] = path
+    for path in published.values():
+        stack.received(path, 1)
+    assert set(stack.reasons(set(published)).values()) == {"routed"}
+
+
 def test_a_paused_subscription_gets_nothing_until_resumed(stack: Stack) -> None:
     subscription, kind, path = stack.subscribe(active=False)
     paused = set()

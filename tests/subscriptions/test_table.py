@@ -123,3 +123,21 @@ async def _until(condition, timeout_s: float = 10.0) -> None:
             await asyncio.sleep(0.05)
 
     await asyncio.wait_for(poll(), timeout_s)
+
+
+@pytest.mark.integration
+async def test_catching_up_reads_every_change_written_before_a_moment(settings: Settings) -> None:
+    commands = commands_for(settings)
+    table = SubscriptionTable(settings)
+    follower = asyncio.create_task(table.run())
+    try:
+        await table.wait_loaded(timeout_s=30)
+        created = [await asyncio.to_thread(commands.create, {"name": f"race {n}", "url": "https://example.test/r",
+                                                             "event_types": [f"race{n}.*"]}) for n in range(5)]
+        written = time.time()
+        # Several waiting at once share one look at the end offsets; each returns caught up.
+        await asyncio.gather(*(table.caught_up_to(written) for _ in range(3)))
+        assert [table.get(subscription.id) for subscription in created] == created
+    finally:
+        follower.cancel()
+        await asyncio.gather(follower, return_exceptions=True)
