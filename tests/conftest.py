@@ -100,7 +100,6 @@ def fresh_settings(kafka_bootstrap: str, tmp_path: Path, clickhouse_server: str 
         api_port=free_port(),
         router_metrics_port=free_port(),
         dispatcher_metrics_port=free_port(),
-        backlog_metrics_interval_s=1.0,
         dispatcher_shards=8,
         events_partitions=4,
         retry_schedule_s=(0.0, 0.2, 0.5, 1.0),

@@ -30,7 +30,8 @@ EVENTS = 100
 def test_backlog_of_a_failing_endpoint_reads_100_growing_older_then_0(settings: Settings, tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(output.console, "width", 220)  # the CLI prints a table row per line
-    settings = settings.model_copy(update={"api_tokens": SecretStr(json.dumps({"adm_test": "*"}))})
+    settings = settings.model_copy(update={"api_tokens": SecretStr(json.dumps({"adm_test": "*"})),
+                                           "backlog_metrics_interval_s": 1.0})
     down = {"answer": 503}
     receiver = Receiver(respond=lambda _: down["answer"])
     base_url = receiver.start()

@@ -23,6 +23,7 @@ STAGES = ["pipeline.router", "pipeline.dispatcher", "pipeline.results", "pipelin
 
 @pytest.mark.integration
 def test_each_stage_counts_what_the_receiver_got(settings: Settings, tmp_path: Path) -> None:
+    settings = settings.model_copy(update={"backlog_metrics_interval_s": 1.0})  # backlogs and lag measured often
     receiver = Receiver()
     base_url = receiver.start()
     commands = SubscriptionCommands(SubscriptionWriter(settings), lambda _: None)
