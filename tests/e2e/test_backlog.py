@@ -39,7 +39,7 @@ def test_backlog_of_a_failing_endpoint_reads_100_growing_older_then_0(settings: 
     logs = tmp_path / "logs"
     try:
         with TestClient(create_app(settings)) as api, \
-                running_stages(settings, ["pipeline.router", "pipeline.dispatcher"], logs):
+                running_stages(settings, ["pipeline.router", "pipeline.dispatcher", "pipeline.results"], logs):
             # One lane, retried for ever: the first task holds every other behind it.
             created = api.post("/v1/subscriptions", headers=ADMIN, json={
                 "name": "down", "url": f"{base_url}/down", "event_types": ["order.*"], "ordering": "strict",
@@ -64,6 +64,8 @@ def test_backlog_of_a_failing_endpoint_reads_100_growing_older_then_0(settings: 
                 listed = api.get("/v1/backlog", headers=ADMIN).json()["data"]
                 pending_only = api.get("/v1/backlog?pending_only=true", headers=ADMIN).json()["data"]
                 from_cli = _cli_backlog(settings, subscription)
+                overview = wait_until(lambda: _cli_overview(settings, subscription), timeout_s=30,
+                                      what="the failed attempts in `pipeline stats --backlog`")
                 gauged = wait_until(lambda: (s := scrape(metrics_url)) and
                                     value(s, "webhook_endpoint_backlog_messages", subscription_id=subscription)
                                     == EVENTS and s, timeout_s=30, what="the dispatcher's backlog gauge")
@@ -87,6 +89,8 @@ def test_backlog_of_a_failing_endpoint_reads_100_growing_older_then_0(settings: 
     assert {row["subscription_id"]: row["pending"] for row in listed} == {subscription: EVENTS, quiet: 0}
     assert [row["subscription_id"] for row in pending_only] == [subscription]
     assert from_cli[0] == str(EVENTS) and float(from_cli[2]) >= first["oldest_pending_age_s"]
+    assert overview[0] == "0" and int(overview[1]) >= 2  # delivered, failed, ...
+    assert overview[-3] == str(EVENTS) and float(overview[-1]) >= first["oldest_pending_age_s"]
     assert value(gauged, "webhook_endpoint_oldest_pending_age_seconds", subscription_id=subscription) > 0
     assert drained == {"subscription_id": subscription, "pending": 0, "oldest_pending_at": None,
                        "oldest_pending_age_s": None}
@@ -103,3 +107,11 @@ def _cli_backlog(settings: Settings, subscription: str) -> list[str]:
             if line.startswith("│") and subscription[:8] in line]
     assert rows, result.output
     return rows[0][2:]
+
+
+def _cli_overview(settings: Settings, subscription: str) -> list[str] | None:
+    """The cells after the id of the subscription's row of `pipeline stats --backlog`, once it has one."""
+    result = CliRunner().invoke(cli, ["stats", "--backlog"], env=stage_env(settings))
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in result.output.splitlines()
+            if line.startswith("│") and subscription[:8] in line]
+    return rows[0][1:] if result.exit_code == 0 and rows else None
