@@ -6,13 +6,16 @@ fetched only for subscriptions with a backlog.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 
-from pipeline.api.pages import SubscriptionPages
-from pipeline.subscriptions.backlog import BacklogReader
+from pipeline.api.pages import MAX_LIMIT, SubscriptionPages
+from pipeline.errors import InvalidInput
+from pipeline.subscriptions.backlog import Backlog, BacklogReader
 from pipeline.subscriptions.commands import SubscriptionCommands, UnknownSubscription
 from pipeline.subscriptions.model import Subscription
 from pipeline.subscriptions.table import SubscriptionTable
@@ -37,15 +40,32 @@ def backlog_router(table: SubscriptionTable, commands: SubscriptionCommands, rea
     async def backlogs(who: Caller = Depends(caller), tenant: str | None = None, limit: int = 100,
                        cursor: str | None = None, pending_only: bool = False) -> dict:
         """Every subscription's backlog, in creation order, `limit` at a time (up to 1000); `next_cursor`
-        asks for the next page. `pending_only` leaves out the subscriptions with nothing pending."""
+        asks for the next page. With `pending_only`, the `limit` largest backlogs of all subscriptions
+        instead, largest first (no cursor: `has_more` says whether there were more)."""
         def keep(s: Subscription) -> bool:
             return who.sees(s) and (tenant is None or s.tenant == tenant)
 
+        if pending_only:
+            return await largest(keep, limit)
         page = pages.page(table.version, table.all, limit=limit, cursor=cursor, keep=keep)
         found = await run_in_threadpool(reader.read, [s.id for s in page.items])
-        rows = [found[s.id].view() | {"name": s.name, "tenant": s.tenant, "active": s.active} for s in page.items]
-        if pending_only:
-            rows = [row for row in rows if row["pending"]]
-        return {"data": rows, "has_more": page.next_cursor is not None, "next_cursor": page.next_cursor}
+        return {"data": [row(s, found[s.id]) for s in page.items], "has_more": page.next_cursor is not None,
+                "next_cursor": page.next_cursor}
+
+    async def largest(keep: Callable[[Subscription], bool], limit: int) -> dict:
+        if not 1 <= limit <= MAX_LIMIT:
+            raise InvalidInput("limit", f"must be between 1 and {MAX_LIMIT}, not {limit}")
+        visible = {s.id: s for s in table.all() if keep(s)}
+        # Counts for all first (offsets only, one batch); the oldest tasks only for those shown.
+        counts = await run_in_threadpool(functools.partial(reader.read, visible, oldest=False))
+        pending = sorted((b for b in counts.values() if b.pending), key=lambda b: (-b.pending, b.subscription_id))
+        shown = [b.subscription_id for b in pending[:limit]]
+        found = await run_in_threadpool(reader.read, shown)
+        return {"data": [row(visible[s], found[s]) for s in shown], "has_more": len(pending) > limit,
+                "next_cursor": None}
 
     return router
+
+
+def row(subscription: Subscription, backlog: Backlog) -> dict:
+    return backlog.view() | {"name": subscription.name, "tenant": subscription.tenant, "active": subscription.active}
