@@ -88,6 +88,14 @@ class Settings(BaseSettings):
     results_port: int = 8601
     api_port: int = 8600
     receiver_port: int = 8700
+    # Prometheus metrics: the admin API and the results service serve /metrics on their own ports;
+    # the router and the dispatcher have no HTTP server of their own, so they get one here. A port
+    # already taken (a second dispatcher on the machine) makes the stage take the next free one of
+    # METRICS_PORT_TRIES; 0 turns the stage's metrics off.
+    router_metrics_port: int = Field(9601, ge=0, description="The router's /metrics; 0 turns it off.")
+    dispatcher_metrics_port: int = Field(9602, ge=0, description="The dispatcher's /metrics; 0 turns it off.")
+    backlog_metrics_interval_s: float = Field(
+        15.0, gt=0, description="How often a dispatcher measures its endpoints' backlogs for its metrics.")
 
     @field_validator("allowed_networks", mode="before")
     @classmethod

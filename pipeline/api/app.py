@@ -13,18 +13,23 @@ from datetime import timedelta
 from typing import Any, AsyncIterator
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from pipeline.api import event_routes, publish_routes
 from pipeline.api.auth import caller_from
+from pipeline.api.backlog_routes import backlog_router
 from pipeline.api.errors import install_error_handlers
 from pipeline.api.event_routes import event_router
+from pipeline.api.metrics_routes import install_metrics
 from pipeline.api.publish_routes import Publishing, publish_router
 from pipeline.api.stats_routes import mount_dashboard, stats_router
 from pipeline.api.subscription_routes import recovery_router, subscription_router
 from pipeline.config import Settings
+from pipeline.metrics.api import ApiMetrics
 from pipeline.producer.tasks import TaskPublisher
 from pipeline.replay.replayer import Replayer
 from pipeline.replay.resend import Resender
+from pipeline.subscriptions.backlog import BacklogReader
 from pipeline.subscriptions.commands import SubscriptionCommands
 from pipeline.subscriptions.table import SubscriptionTable
 from pipeline.subscriptions.writer import SubscriptionWriter
@@ -40,6 +45,8 @@ def create_app(settings: Settings) -> FastAPI:
     results_url = f"http://127.0.0.1:{settings.results_port}"
     tasks = TaskPublisher(settings)
     publishing = Publishing(settings)
+    registry = CollectorRegistry()
+    metrics = ApiMetrics(registry)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -52,11 +59,14 @@ def create_app(settings: Settings) -> FastAPI:
         await asyncio.gather(follower, return_exceptions=True)
 
     app = FastAPI(title="Webhook pipeline admin API", version="0.1.0", lifespan=lifespan)
+    install_metrics(app, registry, metrics)
     replayer = Replayer(settings)
     app.include_router(recovery_router(replayer, caller))
+    # Before the subscription routes, whose /{subscription_id} would not take the extra segment anyway.
+    app.include_router(backlog_router(table, commands, BacklogReader(settings), caller))
     app.include_router(subscription_router(table, commands, tasks, replayer, caller,
                                            timedelta(seconds=settings.secret_rotation_overlap_s)))
-    app.include_router(publish_router(publishing, caller_from(tokens, PUBLISH)))
+    app.include_router(publish_router(publishing, caller_from(tokens, PUBLISH), metrics.published))
     app.include_router(event_router(Resender(settings, tasks), table, results_url, caller))
 
     install_error_handlers(app, {**publish_routes.ERROR_STATUSES, **event_routes.ERROR_STATUSES})

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
+from prometheus_client import Counter
 
 from pipeline.tokens import Caller
 from pipeline.api.event_intake import EventIntake, answer, submissions
@@ -70,8 +71,9 @@ class Publishing:
         ensure_topics(admin_client(self.settings.kafka_bootstrap_servers), specs)
 
 
-def publish_router(publishing: Publishing, publisher: Any) -> APIRouter:
-    """publisher: the API's dependency naming who asks, holding the publish scope."""
+def publish_router(publishing: Publishing, publisher: Any, published: Counter | None = None) -> APIRouter:
+    """publisher: the API's dependency naming who asks, holding the publish scope; published: counts
+    the events written (duplicates left out)."""
     router = APIRouter(tags=["events"])
 
     @router.post("/v1/events", status_code=202, openapi_extra=BODY_DOC)
@@ -83,6 +85,8 @@ def publish_router(publishing: Publishing, publisher: Any) -> APIRouter:
         if publishing.intake is None:
             raise HTTPException(503, "the API is starting")
         duplicates = await publishing.intake.publish(found)
+        if published is not None:
+            published.inc(sum(1 for duplicate in duplicates if not duplicate))
         answers = [answer(submission, duplicate) for submission, duplicate in zip(found, duplicates, strict=True)]
         replayed = {"Idempotent-Replayed": "true"} if all(duplicates) else {}
         return JSONResponse(answers[0] if not isinstance(body, list) else {"data": answers}, status_code=202,

@@ -80,6 +80,7 @@ def _print_tour(settings: Settings, waiting: list[str], skipped: list[str]) -> N
         _line("API token", f"{settings.data_dir / 'api-admin-token'} (admin; PIPELINE_API_TOKENS sets others)")
         _line("dashboard", f"http://127.0.0.1:{settings.api_port}/dashboard/#token={token}")
     _line("results/stats", f"http://127.0.0.1:{settings.results_port}/v1/stats (with the API token)")
+    _line("metrics", _metrics_urls(settings))
     _line("deliveries", "to 127.0.0.0/8 over plain http allowed, for trying")
     if skipped:
         _line("left out", f"{', '.join(skipped)}: run it with `pipeline {skipped[0]}`")
@@ -97,6 +98,12 @@ def _print_tour(settings: Settings, waiting: list[str], skipped: list[str]) -> N
     console.print("\nA stage that dies starts again; `pipeline restart STAGE` restarts one.")
     console.print("Ctrl-C stops everything; the data stays for the next run.")
     console.rule()
+
+
+def _metrics_urls(settings: Settings) -> str:
+    """Each stage's /metrics, for Prometheus (deploy/grafana/prometheus/prometheus.yml scrapes them)."""
+    ports = [settings.router_metrics_port, settings.dispatcher_metrics_port, settings.results_port, settings.api_port]
+    return " ".join(f"http://127.0.0.1:{port}/metrics" for port in ports if port)
 
 
 def _line(label: str, value: str) -> None:

@@ -3,7 +3,8 @@
 `pipeline stats` alone prints the all-time table per subscription; its subcommands answer the
 other questions: `traffic` (over time), `summary` (per key over a range), `last [SUB]` (the last
 attempts of a subscription, with `--headers` what they sent), `errors` (the error log and its
-reasons), `routing` (drops by reason).
+reasons), `routing` (drops by reason), `backlog [SUB]` (tasks waiting in each endpoint topic, and
+the oldest one's age, asked of Kafka; `pipeline stats --backlog` adds them to the overview).
 Times: ISO 8601, `now`, or an age such as 15m, 2h, 7d. The results service is asked with
 PIPELINE_API_TOKEN, or an admin token of PIPELINE_API_TOKENS (the local one when unset).
 """
@@ -62,6 +63,7 @@ def overview(
         show_default="http://127.0.0.1:<results port of the settings>",
         help="The results service's query server.",
     ),
+    backlog: bool = typer.Option(False, "--backlog", help="Add each subscription's backlog (asked of Kafka)."),
 ) -> None:
     """Delivered, failed and attempted deliveries, and latency percentiles, per subscription (all time)."""
     ctx.obj = {"results_url": results_url}
@@ -71,7 +73,49 @@ def overview(
 
     rows = _answer(lambda: fetch_stats(_url(ctx, None), subscription, token=_token()))
     empty = "No delivery attempts recorded yet." if subscription is None else f"No attempts for {subscription}."
-    print_rows("Deliveries per subscription", STATS_HEADINGS, [_stats_cells(row) for row in rows], empty)
+    cells = [_stats_cells(row) for row in rows]
+    headings = list(STATS_HEADINGS)
+    if backlog and rows:
+        found = _answer(lambda: _read_backlogs([row["subscription_id"] for row in rows]))
+        cells = [row + _backlog_cells(found[row[0]]) for row in cells]
+        headings += BACKLOG_HEADINGS
+    print_rows("Deliveries per subscription", headings, cells, empty)
+
+
+@stats_app.command("backlog")
+def backlog_of(subscription_id: str | None = typer.Argument(None, metavar="[SUB]", help="Only this subscription id."),
+               pending_only: bool = typer.Option(False, "--pending-only", help="Only subscriptions with a backlog.")
+               ) -> None:
+    """Tasks waiting in each endpoint topic (end offset minus the dispatchers' committed offset), and
+    when the oldest was routed and its age in seconds; asked of Kafka."""
+    from pipeline.config import Settings
+    from pipeline.subscriptions.snapshot import read_snapshot
+
+    known = _answer(lambda: read_snapshot(Settings()))
+    if subscription_id is not None and subscription_id not in known:
+        errors.print(f"[red]error:[/red] no subscription {escape(subscription_id)!r}")
+        raise typer.Exit(2)
+    ids = [subscription_id] if subscription_id else sorted(known, key=lambda s: known[s].created_at)
+    found = _answer(lambda: _read_backlogs(ids))
+    rows = [[s, known[s].name, *_backlog_cells(found[s])] for s in ids if found[s].pending or not pending_only]
+    print_rows("Backlog per subscription", ["subscription", "name", *BACKLOG_HEADINGS], rows,
+               "No subscriptions." if not pending_only else "Nothing pending.")
+
+
+BACKLOG_HEADINGS = ["pending", "oldest pending", "age s"]
+
+
+def _read_backlogs(subscription_ids: list[str]) -> dict[str, Any]:
+    from pipeline.config import Settings
+    from pipeline.subscriptions.backlog import BacklogReader
+
+    return BacklogReader(Settings()).read(subscription_ids)
+
+
+def _backlog_cells(backlog: Any) -> list[Any]:
+    view = backlog.view()
+    age = view["oldest_pending_age_s"]
+    return [view["pending"], _utc(view["oldest_pending_at"]), "-" if age is None else f"{age:.1f}"]
 
 
 @stats_app.command("traffic")

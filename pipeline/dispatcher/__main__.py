@@ -7,8 +7,11 @@ import logging
 import signal
 from datetime import timedelta
 
+from prometheus_client import CollectorRegistry
+
 from pipeline import eventloop
 from pipeline.config import Settings
+from pipeline.dispatcher.backlog_gauges import BacklogGauges
 from pipeline.dispatcher.consumer import EndpointConsumer
 from pipeline.dispatcher.deliverer import Deliverer, DeliveryPolicy
 from pipeline.dispatcher.disabling import Disabler
@@ -16,6 +19,9 @@ from pipeline.dispatcher.http import make_transport
 from pipeline.dispatcher.outbox import Outbox
 from pipeline.dispatcher.relay import RetryRelay
 from pipeline.dispatcher.retry import RetrySchedule
+from pipeline.metrics.dispatcher import DispatcherMetrics
+from pipeline.metrics.server import serve_metrics
+from pipeline.subscriptions.backlog import BacklogReader
 from pipeline.subscriptions.table import SubscriptionTable
 
 
@@ -35,13 +41,19 @@ async def run(settings: Settings) -> None:
                             disable_after=timedelta(seconds=settings.auto_disable_after_s),
                             disable_min_failures=settings.auto_disable_min_failures,
                             max_request_bytes=settings.max_request_bytes)
+    registry = CollectorRegistry()
+    metrics = DispatcherMetrics(registry)
     deliverer = Deliverer(table=table, transport=transport, outbox=outbox, policy=policy,
-                          disabler=Disabler(settings, table))
+                          disabler=Disabler(settings, table), metrics=metrics)
+    serve_metrics(registry, settings.dispatcher_metrics_port, "dispatcher")
     try:
         await table.wait_loaded(timeout_s=120)
         eventloop.settled()
-        await asyncio.gather(EndpointConsumer(settings, deliverer, outbox).run(stopping),
-                             RetryRelay(settings, outbox).run(stopping))
+        consumer = EndpointConsumer(settings, deliverer, outbox)
+        gauges = BacklogGauges(BacklogReader(settings), metrics, consumer.owned_subscriptions,
+                               consumer.partition_counts, settings.backlog_metrics_interval_s)
+        await asyncio.gather(consumer.run(stopping), RetryRelay(settings, outbox).run(stopping),
+                             gauges.run(stopping))
         await outbox.flush()
     finally:
         table_task.cancel()

@@ -37,6 +37,7 @@ from pipeline.dispatcher.shards import ShardMembership
 from pipeline.errors import ServiceError
 from pipeline.kafka.admin import admin_client
 from pipeline.kafka.threaded import ThreadedConsumer
+from pipeline.subscriptions.backlog import dispatcher_group
 from pipeline.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class EndpointConsumer:
         self.max_in_flight = settings.max_in_flight_per_partition
         self.max_uncommitted = settings.max_uncommitted_per_partition
         self.names = TopicNames.from_settings(settings)
-        self.group_id = f"{settings.topic_prefix}dispatcher"
+        self.group_id = dispatcher_group(settings)
         self._admin = admin_client(settings.kafka_bootstrap_servers)
         self._consumer = client or ThreadedConsumer({
             "bootstrap.servers": settings.kafka_bootstrap_servers,
@@ -105,6 +106,14 @@ class EndpointConsumer:
                 helper.cancel()
             await asyncio.gather(*helpers[1:], return_exceptions=True)
             await self._consumer.close()
+
+    def owned_subscriptions(self) -> list[str]:
+        """The subscriptions whose endpoint partitions this dispatcher fetches now."""
+        return list(self._owned)
+
+    def partition_counts(self) -> tuple[int, int]:
+        """How many endpoint partitions this dispatcher owns, and how many of them are parked."""
+        return len(self._work), len(self._parking.parked)
 
     async def _partition_count(self, topic: str) -> int:
         metadata = await asyncio.to_thread(self._admin.list_topics, topic=topic, timeout=30)

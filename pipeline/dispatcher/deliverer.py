@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from pipeline.dispatcher.attempt import AttemptOutcome, attempt_delivery, dead_lettered_records
 from pipeline.dispatcher.disabling import Disabler, FailureStreaks
 from pipeline.dispatcher.flow import Gates
@@ -28,6 +30,7 @@ from pipeline.dispatcher.progress import EndpointState, Progress, RetryProgress
 from pipeline.dispatcher.retry import RetrySchedule
 from pipeline.dispatcher.status import Verdict, judge
 from pipeline.errors import CodecError, InvalidInput
+from pipeline.metrics.dispatcher import DispatcherMetrics
 from pipeline.models import DeliveryTask
 from pipeline.subscriptions.model import Subscription
 from pipeline.subscriptions.table import SubscriptionTable
@@ -48,8 +51,9 @@ class DeliveryPolicy:
 
 class Deliverer:
     def __init__(self, *, table: SubscriptionTable, transport: HttpTransport, outbox: Outbox,
-                 policy: DeliveryPolicy, disabler: Disabler | None = None):
+                 policy: DeliveryPolicy, disabler: Disabler | None = None, metrics: DispatcherMetrics | None = None):
         self.table = table
+        self.metrics = metrics or DispatcherMetrics(CollectorRegistry())
         self.transport = transport
         self.outbox = outbox
         self.policy = policy
@@ -109,12 +113,14 @@ class Deliverer:
             except InvalidInput as exc:
                 # The request cannot be built (a template that cannot render this event, a body over
                 # the size limit): retrying would fail the same way, so it is parked with the reason.
-                self._dead_letter(subscription, records, tasks, attempt, f"request could not be built: {exc}")
+                self._dead_letter(subscription, records, tasks, attempt, "unbuildable",
+                                  f"request could not be built: {exc}")
                 return
             for record in outcome.records:
                 self.outbox.attempt(record)
+            self._count(outcome, len(tasks))
             if outcome.refused:
-                self._dead_letter(subscription, records, tasks, attempt, f"refused: {outcome.error}")
+                self._dead_letter(subscription, records, tasks, attempt, "refused", f"refused: {outcome.error}")
                 return
             if verdict.succeeded:
                 self.streaks.succeeded(subscription.id)
@@ -123,15 +129,17 @@ class Deliverer:
             endless = subscription.when_retries_exhausted == "block"
             delay = self._schedule(subscription).delay_before(attempt + 1, endless=endless)
             if delay is None:
-                self._dead_letter(subscription, records, tasks, attempt,
+                self._dead_letter(subscription, records, tasks, attempt, "retries_exhausted",
                                   f"retry schedule spent after {attempt} attempts: {outcome.error}")
                 return
             delay = max(delay, verdict.retry_after_s or 0.0)
             unordered = subscription.ordering == "none" and len(records) == 1
             if unordered and self.outbox.defer(records[0], attempt + 1, delay):
+                self.metrics.retries_deferred.inc()
                 return  # nothing waits for it: the task left its lane for a delay topic (if it fits there)
             self.progress.waiting(records[0], Progress(attempt + 1, time.time() + delay))
-            await asyncio.sleep(delay)
+            with self.metrics.retries_waiting.track_inprogress():
+                await asyncio.sleep(delay)
             if (records[0].topic, records[0].partition) in self.letting_go:
                 # Its next owner makes the next attempt, when due: the progress is committed for it.
                 raise asyncio.CancelledError
@@ -143,8 +151,13 @@ class Deliverer:
         progress = self.progress.of(record)
         if progress is None:
             return _attempt_of(record)
-        await asyncio.sleep(max(0.0, progress.due_at - time.time()))
+        with self.metrics.retries_waiting.track_inprogress():
+            await asyncio.sleep(max(0.0, progress.due_at - time.time()))
         return progress.attempt
+
+    def _count(self, outcome: AttemptOutcome, events: int) -> None:
+        record = outcome.records[0]
+        self.metrics.attempted(record["outcome"], record["status_code"], events, record["latency_ms"])
 
     def _judge(self, outcome: AttemptOutcome) -> Verdict:
         response = outcome.response
@@ -163,7 +176,9 @@ class Deliverer:
             await self.disabler.disable(subscription, f"only failures for {self.policy.disable_after}: {error}")
 
     def _dead_letter(self, subscription: Subscription, records: list[Any], tasks: list[DeliveryTask],
-                     attempt: int, reason: str) -> None:
+                     attempt: int, kind: str, reason: str) -> None:
+        """kind: the reason's class, for the metrics (see DEAD_LETTER_REASONS)."""
+        self.metrics.dead_lettered(kind, len(records))
         for record in records:
             self.outbox.dead_letter(record, reason)
         for result in dead_lettered_records(subscription, tasks, attempt, reason):
@@ -177,6 +192,7 @@ class Deliverer:
                 decoded.append((record, DeliveryTask.from_avro(record.value)))
             except (CodecError, ValueError, TypeError) as exc:
                 self.outbox.dead_letter(record, f"undecodable task: {exc}")
+                self.metrics.dead_lettered("undecodable")
         return decoded
 
     def _schedule(self, subscription: Subscription) -> RetrySchedule:

@@ -9,6 +9,7 @@ the dead-letter topic is stored as outcome `dead_lettered`; it is no HTTP attemp
 `dead_lettered` counts it, and the error log lists it. Routes:
 
     GET /healthz                                      {"ok": true}
+    GET /metrics                                      Prometheus metrics of this service (no token)
     GET /v1/stats[?subscription_id=&tenant=]          {"subscriptions": [{subscription_id, attempts, delivered,
                                                         failed, dead_lettered, p50_ms, p99_ms,
                                                         last_attempt_at}]}   (all time)
@@ -37,7 +38,7 @@ the dead-letter topic is stored as outcome `dead_lettered`; it is no HTTP attemp
                                                         state, attempts: [attempt]}]}   (404 when unknown;
                                                         see pipeline.results.event_trail)
 
-Every route but /healthz needs `Authorization: Bearer <token>`, with the admin API's tokens: a
+Every route but /healthz and /metrics needs `Authorization: Bearer <token>`, with the admin API's tokens: a
 tenant's token sees its own tenant only (its tenant is forced as the `tenant` filter, and asking
 for another is refused), an admin token sees all; none, or an unknown one, answers 401; a token without the `manage` scope
 (a publish-only one) answers 403.
@@ -53,6 +54,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from pipeline.errors import InvalidInput, error_body
 from pipeline.results.event_trail import UnknownEvent, event_trail
@@ -65,11 +67,18 @@ __all__ = ["bound_port", "create_query_app", "json_safe", "json_safe_row", "star
 logger = logging.getLogger(__name__)
 
 STORE_KEY = web.AppKey("store", AsyncResultsStore)
+REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
+OPEN_PATHS = ("/healthz", "/metrics")
 QUERIES_KEY = web.AppKey("queries", StatsQueries)
 
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[REGISTRY_KEY])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def count_attempts(request: web.Request) -> web.Response:
@@ -104,7 +113,7 @@ def requires_token(tokens: Mapping[str, Grant]) -> Any:
 
     @web.middleware
     async def scoped_to_caller(request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.path == "/healthz":
+        if request.path in OPEN_PATHS:
             return await handler(request)
         who = caller_of(tokens, request.headers.get("Authorization"))
         if who is None:
@@ -132,12 +141,15 @@ async def errors_as_json(request: web.Request, handler: Any) -> web.StreamRespon
         return web.json_response(error_body(None, f"results store query failed: {exc}"), status=503)
 
 
-def create_query_app(store: AsyncResultsStore, tokens: Mapping[str, Grant | str]) -> web.Application:
+def create_query_app(store: AsyncResultsStore, tokens: Mapping[str, Grant | str],
+                     registry: CollectorRegistry | None = None) -> web.Application:
     """tokens: as pipeline.tokens.load_tokens gives them, or {"token": "tenant" or "*"}."""
     app = web.Application(middlewares=[errors_as_json, requires_token(as_grants(tokens))])
     app[STORE_KEY] = store
+    app[REGISTRY_KEY] = registry or CollectorRegistry()
     app[QUERIES_KEY] = StatsQueries(store)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/v1/stats", _answer("subscriptions"))
     app.router.add_get("/v1/stats/traffic", _answer("traffic"))
     app.router.add_get("/v1/stats/summary", _answer("summary"))
@@ -150,9 +162,9 @@ def create_query_app(store: AsyncResultsStore, tokens: Mapping[str, Grant | str]
 
 
 async def start_query_server(store: AsyncResultsStore, host: str, port: int, *,
-                             tokens: Mapping[str, Grant | str]) -> web.AppRunner:
+                             tokens: Mapping[str, Grant | str], registry: CollectorRegistry | None = None) -> web.AppRunner:
     """Serves until the returned runner's cleanup(); port 0 picks a free port (see bound_port)."""
-    runner = web.AppRunner(create_query_app(store, tokens), access_log=None)
+    runner = web.AppRunner(create_query_app(store, tokens, registry), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

@@ -14,9 +14,13 @@ import asyncio
 import logging
 import signal
 
+from prometheus_client import CollectorRegistry
+
 from pipeline import eventloop
 from pipeline.config import Settings
 from pipeline.kafka.admin import admin_client, core_topics, ensure_topics
+from pipeline.metrics.results import ResultsMetrics
+from pipeline.results.lag_gauges import measure_sink_lag
 from pipeline.results.query_api import bound_port, start_query_server
 from pipeline.results.sink import ResultsSink, RetryPolicy, retry_delays
 from pipeline.results.store import AsyncResultsStore, ResultsStore, redacted_dsn
@@ -42,7 +46,11 @@ async def run(settings: Settings, stop: asyncio.Event | None = None, *, retry: R
         if store.store.embedded:
             await store.connect()  # fails now if another process has the directory
         tokens = await asyncio.to_thread(load_tokens, settings)
-        runner = await start_query_server(store, QUERY_HOST, settings.results_port, tokens=tokens)
+        registry = CollectorRegistry()
+        metrics = ResultsMetrics(registry)
+        runner = await start_query_server(store, QUERY_HOST, settings.results_port, tokens=tokens,
+                                          registry=registry)
+        lag_task = asyncio.create_task(measure_sink_lag(settings, metrics, stop), name="results-lag")
         logger.info(
             "results service: store %s, database %s, queries at http://%s:%d",
             redacted_dsn(settings.resolved_clickhouse_dsn), settings.clickhouse_database, QUERY_HOST,
@@ -50,8 +58,10 @@ async def run(settings: Settings, stop: asyncio.Event | None = None, *, retry: R
         )
         try:
             if await _schema_ready(store, stop, retry):
-                await _sink_until_stopped(ResultsSink(settings, store, retry=retry), stop)
+                await _sink_until_stopped(ResultsSink(settings, store, retry=retry, metrics=metrics), stop)
         finally:
+            lag_task.cancel()
+            await asyncio.gather(lag_task, return_exceptions=True)
             await runner.cleanup()
     finally:
         store.close()

@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import KafkaError
 
 from pipeline.config import Settings
+from pipeline.metrics.results import ResultsMetrics
 from pipeline.results.chunks import Batch, Chunk, Intent
 from pipeline.kafka.offsets import committed_metadata
 from pipeline.results.intents import intent_metadata, intents_of
@@ -80,8 +81,10 @@ class ResultsSink:
     """Consumes the results and routing topics into the store until stop() is called."""
 
     def __init__(self, settings: Settings, store: AsyncResultsStore, *,
-                 batching: BatchPolicy = BatchPolicy(), retry: RetryPolicy = RetryPolicy()):
+                 batching: BatchPolicy = BatchPolicy(), retry: RetryPolicy = RetryPolicy(),
+                 metrics: ResultsMetrics | None = None):
         self._settings = settings
+        self._metrics = metrics
         self._store = store
         self._batching = batching
         self._retry = retry
@@ -232,6 +235,8 @@ class ResultsSink:
         for delay_s in retry_delays(self._retry):
             try:
                 await self._store.insert_rows(stream.table, stream.columns, chunk.rows, chunk.token(tp))
+                if self._metrics is not None:
+                    self._metrics.rows.labels(stream.table).inc(len(chunk.rows))
                 return True
             except Exception as exc:  # each ClickHouse transport raises its own types; all are retried
                 logger.warning("storing %d rows in %s failed, retrying in %.1f s: %s",

@@ -22,6 +22,7 @@ from typing import Any
 import faust
 from aiokafka.errors import KafkaError
 from faust.sensors import Sensor
+from prometheus_client import CollectorRegistry
 
 from pipeline import eventloop
 from pipeline.codec import codec
@@ -31,6 +32,8 @@ from pipeline.kafka.dead_letters import dead_letter
 from pipeline.kafka.position import Position
 from pipeline.kafka.wakeups import Doorbells
 from pipeline.kafka.writer import KafkaWriter, record_size
+from pipeline.metrics.router import RouterMetrics
+from pipeline.metrics.server import serve_metrics
 from pipeline.models import Event, encode_tasks, utcnow
 from pipeline.router.admission import admit
 from pipeline.router.decisions import invalid_decision, routing_decision
@@ -76,7 +79,8 @@ def create_app(settings: Settings) -> faust.App:
     table = SubscriptionTable(settings)
     output = KafkaWriter(settings, **{"linger.ms": ROUTER_LINGER_MS})
     app.sensors.add(FlushBeforeCommit(output))
-    router = EventRouter(output, table, names)
+    registry = CollectorRegistry()
+    router = EventRouter(output, table, names, RouterMetrics(registry))
 
     @app.task
     async def follow_subscriptions() -> None:
@@ -86,6 +90,7 @@ def create_app(settings: Settings) -> faust.App:
         # faust's Monitor keeps statistics of every message for its web view, which is off: it
         # would only cost time per event.
         app.sensors.remove(app.monitor)
+        serve_metrics(registry, settings.router_metrics_port, "router")
         await table.run()
 
     @app.agent(raw_topic(app, names.events), concurrency=1)
@@ -112,8 +117,10 @@ class FlushBeforeCommit(Sensor):
 
 
 class EventRouter:
-    def __init__(self, output: KafkaWriter, table: SubscriptionTable, names: TopicNames):
+    def __init__(self, output: KafkaWriter, table: SubscriptionTable, names: TopicNames,
+                 metrics: RouterMetrics | None = None):
         self.output = output
+        self.metrics = metrics or RouterMetrics(CollectorRegistry())
         self.table = table
         self.names = names
         self._doorbells = Doorbells(output.write, names)
@@ -143,6 +150,10 @@ class EventRouter:
         for subscription in decision.matched:
             self._doorbells.ring(subscription.id)
         self.output.write(self.names.routing, *row)
+        if tasks:
+            self.metrics.routed(len(tasks))
+        else:
+            self.metrics.dropped(decision.reason or "no_match")
 
     async def _decide(self, event: Event, position: Position) -> Decision:
         """An event that matches nothing may have been published right after the subscription meant
@@ -183,6 +194,7 @@ class EventRouter:
         dead_letter(self.output, self.names.dead_letters, record.key, record.value or b"", position, str(exc),
                     [("error-field", exc.field.encode())])
         self.output.write(self.names.routing, *self._row(invalid_decision(position, exc)))
+        self.metrics.refused()
 
     def _matcher(self) -> Matcher:
         if self._changed:

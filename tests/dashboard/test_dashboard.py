@@ -129,8 +129,18 @@ CHARTS_JS = """(() => {
 })()"""
 
 
+def queue_tasks(settings: Settings, subscription_id: str, count: int) -> None:
+    """Tasks in an endpoint topic that no dispatcher takes: its backlog."""
+    producer = reliable_producer(settings)
+    for index in range(count):
+        producer.produce(TopicNames.from_settings(settings).endpoint(subscription_id), key=str(index).encode(),
+                         value=b"task")
+    flush_or_raise(producer)
+
+
 async def test_the_dashboard_draws_the_delivered_data_and_refreshes_itself(settings, stack, tmp_path):
     total = deliver(settings, stack["ids"], PLAN)
+    queue_tasks(settings, stack["ids"]["invoices"], 7)
     produce(settings, TopicNames.from_settings(settings).routing, "routing_decision",
             [decision_record(datetime.now(timezone.utc), i, *d) for i, d in enumerate(DECISIONS)])
     wait_until(lambda: counted(stack["results"]) == total, timeout_s=60, what=f"{total} attempts stored")
@@ -153,6 +163,10 @@ async def test_the_dashboard_draws_the_delivered_data_and_refreshes_itself(setti
         assert "HTTP 500" in reasons and "timed out" in reasons
         cards = await browser.evaluate("document.querySelector('#cards').innerText")
         assert f"{total}\nattempts" in cards.lower() and "6\nretried, then delivered" in cards.lower()
+        assert "7\ntasks pending" in cards.lower()
+        backlog = await browser.evaluate("Array.from(document.querySelectorAll('#table-backlog tbody tr'), "
+                                         "(row) => Array.from(row.cells, (c) => c.innerText))")
+        assert [row[:2] for row in backlog] == [["invoices", "7"]] and backlog[0][3].endswith(" s")
 
         more = deliver(settings, stack["ids"], {"orders": [("success", 200, 25.0, 1)] * 10})
         wait_until(lambda: counted(stack["results"]) == total + more, timeout_s=60, what="the later attempts")

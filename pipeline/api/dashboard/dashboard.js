@@ -42,20 +42,37 @@
   async function refresh() {
     const since = "-" + state.range;
     const scope = { from: since, subscription_id: state.subscription };
-    const [subscriptions, traffic, summary, last, errors, routing] = await Promise.all([
+    const [subscriptions, traffic, summary, last, errors, routing, backlog] = await Promise.all([
       api("/v1/subscriptions?limit=1000"),
       api("/v1/stats/traffic", { ...scope, by: "subscription_id" }),
       api("/v1/stats/summary", { ...scope, by: "subscription_id" }),
       api("/v1/attempts", { subscription_id: state.subscription, limit: 10 }),
       api("/v1/errors", { ...scope, limit: 20 }),
       api("/v1/stats/routing", { from: since }),
+      backlogs(),
     ]);
-    Object.assign(dashboard.data, { subscriptions, traffic, summary, last, errors, routing });
+    Object.assign(dashboard.data, { subscriptions, traffic, summary, last, errors, routing, backlog });
     updateNames(subscriptions.data);
-    drawCards(summary.rows, routing.totals);
+    drawCards(summary.rows, routing.totals, backlog.data);
     drawTraffic(traffic);
     drawRouting(routing);
     drawTables(summary.rows, last.attempts, errors);
+    drawBacklog(backlog);
+  }
+
+  // Asked of Kafka, not of the statistics: when it fails, the rest of the dashboard still shows.
+  function backlogs() {
+    const asked = state.subscription
+      ? api("/v1/subscriptions/" + encodeURIComponent(state.subscription) + "/backlog").then((row) => ({ data: [row] }))
+      : api("/v1/backlog", { limit: 1000, pending_only: true });
+    return asked.catch((error) => ({ data: [], error: String(error.message || error) }));
+  }
+
+  function drawBacklog(backlog) {
+    const rows = backlog.data.filter((row) => row.pending).sort((a, b) => b.pending - a.pending);
+    fillTable("table-backlog", ["subscription", "pending", "oldest pending", "age"],
+      rows.map((row) => [label(row.subscription_id), row.pending, clock(row.oldest_pending_at), age(row.oldest_pending_age_s)]),
+      backlog.error ? "backlog unavailable: " + backlog.error : "nothing pending");
   }
 
   function updateNames(subscriptions) {
@@ -121,7 +138,7 @@
     dashboard.charts[name] = chart;
   }
 
-  function drawCards(rows, routingTotals) {
+  function drawCards(rows, routingTotals, backlog) {
     const attempts = sum(rows.map((row) => row.attempts));
     const failed = sum(rows.map((row) => row.failed));
     const dropped = sum(routingTotals.filter((row) => row.outcome === "dropped").map((row) => row.decisions));
@@ -130,6 +147,7 @@
       ["error rate", attempts ? percent(failed / attempts) : "–"],
       ["retried, then delivered", sum(rows.map((row) => row.succeeded_on_retry))],
       ["events dropped by the router", dropped],
+      ["tasks pending", sum(backlog.map((row) => row.pending))],
     ];
     $("cards").replaceChildren(...cards.map(([name, value]) => element("div", { className: "card" },
       element("div", { className: "value", textContent: String(value) }),
@@ -152,13 +170,13 @@
       dashboard.data.routing.totals.map((r) => [r.outcome, r.reason || "–", r.decisions, r.routes]));
   }
 
-  function fillTable(id, headings, rows) {
+  function fillTable(id, headings, rows, emptyText) {
     const numeric = (value) => typeof value === "number";
     const head = element("tr", {}, ...headings.map((text) => element("th", { textContent: text })));
     const body = rows.length
       ? rows.map((values) => element("tr", {}, ...values.map((value) => (value instanceof Node ? value
         : element("td", { className: numeric(value) ? "num" : "", textContent: String(value) })))))
-      : [element("tr", {}, element("td", { className: "empty", colSpan: headings.length, textContent: "nothing in this range" }))];
+      : [element("tr", {}, element("td", { className: "empty", colSpan: headings.length, textContent: emptyText || "nothing in this range" }))];
     $(id).replaceChildren(element("thead", {}, head), element("tbody", {}, ...body));
   }
 
@@ -171,6 +189,7 @@
   const cell = (text, className) => element("td", { className, textContent: String(text), title: String(text) });
   const percent = (rate) => (rate == null ? "–" : (rate * 100).toFixed(1) + " %");
   const ms = (value) => (value == null ? "–" : value.toFixed(1));
+  const age = (s) => (s == null ? "–" : s < 120 ? s.toFixed(0) + " s" : s < 7200 ? (s / 60).toFixed(0) + " min" : (s / 3600).toFixed(1) + " h");
   const clock = (iso) => (iso ? iso.replace("T", " ").slice(0, 19) + "Z" : "–");
   const statuses = (counts) => Object.entries(counts || {}).sort().map(([status, n]) => status + ": " + n).join(", ");
 
