@@ -51,7 +51,8 @@ async def run(settings: Settings) -> None:
         eventloop.settled()
         consumer = EndpointConsumer(settings, deliverer, outbox)
         gauges = BacklogGauges(BacklogReader(settings), metrics, consumer.owned_subscriptions,
-                               consumer.partition_counts, settings.backlog_metrics_interval_s)
+                               consumer.partition_counts, settings.backlog_metrics_interval_s,
+                               parked=consumer.parked_subscriptions)
         await asyncio.gather(consumer.run(stopping), RetryRelay(settings, outbox).run(stopping),
                              gauges.run(stopping))
         await outbox.flush()

@@ -111,6 +111,11 @@ class EndpointConsumer:
         """The subscriptions whose endpoint partitions this dispatcher fetches now."""
         return list(self._owned)
 
+    def parked_subscriptions(self) -> set[str]:
+        """The owned subscriptions whose every partition is parked: caught up, nothing pending."""
+        parked = self._parking.parked
+        return {s for s, partitions in self._owned.items() if all(p in parked for p in partitions)}
+
     def partition_counts(self) -> tuple[int, int]:
         """How many endpoint partitions this dispatcher owns, and how many of them are parked."""
         return len(self._work), len(self._parking.parked)

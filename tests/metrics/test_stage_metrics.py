@@ -3,9 +3,14 @@ and dead letters; the router's decisions."""
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import CollectorRegistry
 
+from pipeline.dispatcher.backlog_gauges import BacklogGauges
+
 from pipeline.metrics.dispatcher import DispatcherMetrics, status_class
+from pipeline.subscriptions.backlog import Backlog
 from tests.dispatcher.test_deliverer import Transport, deliverer, task
 
 
@@ -53,3 +58,25 @@ async def test_an_undecodable_task_counts_as_undecodable() -> None:
 
     assert sample(registry, "webhook_dead_letters_total", reason="undecodable") == 1
     assert sample(registry, "webhook_deliveries_total") == 0
+
+
+async def test_parked_endpoints_read_no_backlog_without_asking_kafka() -> None:
+    """With thousands of quiet endpoints, only the awake ones are measured."""
+    asked: list[list[str]] = []
+
+    class Reader:
+        def read(self, subscription_ids: list[str]) -> dict[str, Backlog]:
+            asked.append(subscription_ids)
+            return {s: Backlog(s, 7, int(time.time() * 1000) - 5000) for s in subscription_ids}
+
+    registry = CollectorRegistry()
+    metrics = DispatcherMetrics(registry)
+    owned = ["sub_awake", "sub_quiet"]
+    gauges = BacklogGauges(Reader(), metrics, lambda: owned, lambda: (2, 1), 15.0, parked=lambda: {"sub_quiet"})
+    await gauges.measure()
+    assert asked == [["sub_awake"]]
+    backlog = "webhook_endpoint_backlog_messages"
+    assert (sample(registry, backlog, subscription_id="sub_awake"), sample(registry, backlog, subscription_id="sub_quiet")) == (7, 0)
+    owned.remove("sub_awake")  # handed to another dispatcher: its gauge goes
+    await gauges.measure()
+    assert registry.get_sample_value(backlog, {"subscription_id": "sub_awake"}) is None
