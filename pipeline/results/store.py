@@ -25,7 +25,7 @@ from pipeline.config import PROJECT_ROOT
 from pipeline.errors import InvalidInput, ServiceError
 from pipeline.results.migrations import migrate
 from pipeline.codec import codec
-from pipeline.results.streams import ATTEMPTS, ROUTING, schema_fields
+from pipeline.results.streams import ATTEMPTS, ROUTING
 
 QUERY_DIR = PROJECT_ROOT / "deploy" / "clickhouse" / "queries"
 TABLE = ATTEMPTS.table
@@ -47,8 +47,9 @@ def field_defaults(table: str) -> dict[str, Any]:
 
 
 def attempt_columns() -> tuple[str, ...]:
-    """Column names of delivery_attempts in table order: exactly the fields of the DeliveryAttempt schema."""
-    return schema_fields(ATTEMPTS.codec_name)
+    """Column names of delivery_attempts in table order: the fields of the DeliveryAttempt schema
+    but those only Kafka needs."""
+    return ATTEMPTS.columns
 
 
 def check_storable(record: dict[str, Any]) -> dict[str, Any]:
