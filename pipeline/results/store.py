@@ -32,8 +32,8 @@ TABLE = ATTEMPTS.table
 DATABASE_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 DEFAULT_RETENTION_DAYS = 90
 # The /v1/stats row, as it was before the rollups existed: clients read these names.
-STATS_COLUMNS = ("subscription_id", "attempts", "delivered", "failed", "dead_lettered", "p50_ms", "p99_ms",
-                 "last_attempt_at")
+STATS_COLUMNS = ("subscription_id", "attempts", "delivered", "failed", "unknown", "dead_lettered", "p50_ms",
+                 "p99_ms", "last_attempt_at")
 
 # A replayed chunk carries the token of its first insert: ClickHouse then skips it in the table
 # and, with the second setting, in every materialized view fed by it (so rollups stay exact).
