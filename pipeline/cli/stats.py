@@ -99,8 +99,9 @@ def summary(ctx: typer.Context, since: str = SINCE, until: str | None = UNTIL, b
              "event_type": event_type}
     body = _answer(lambda: fetch(_url(ctx, results_url), "/v1/stats/summary", query))
     rows = [[row["key"], row["attempts"], row["succeeded"], row["failed"], row.get("unknown", 0),
-             _percent(row["error_rate"]), row["succeeded_on_retry"], row.get("dead_lettered", 0), _millis(row["p50_ms"]),
-             _millis(row["p95_ms"]), _millis(row["p99_ms"]), _counts(row["statuses"])] for row in body["rows"]]
+             _percent(row["error_rate"]), row["succeeded_on_retry"], row.get("dead_lettered", 0),
+             _millis(row["p50_ms"]), _millis(row["p95_ms"]), _millis(row["p99_ms"]), _counts(row["statuses"])]
+            for row in body["rows"]]
     _print(f"Since {_utc(body['from'])}, by {body['by']}", [body["by"], "attempts", "succeeded", "failed",
            "unknown", "error rate", "ok on retry", "dead-lettered", "p50 ms", "p95 ms", "p99 ms", "statuses"], rows,
            "No attempts in this range.", lead=1)

@@ -136,7 +136,10 @@ class ResultsSink:
         finally:
             await consumer.stop()
             if self._markers is not None:
-                await asyncio.to_thread(self._markers.close)
+                try:
+                    await asyncio.to_thread(self._markers.close)
+                except ServiceError as exc:  # harmless: their intents stay open, and are written back again
+                    logger.warning("unknown outcomes not written before stopping: %s", exc)
 
     def _consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -325,4 +328,5 @@ class ResultsSink:
 def _unknown_outcome(tp: TopicPartition, attempt: OpenAttempt) -> Outgoing:
     """Into the intent's own partition, after it, where its outcome would have been."""
     record = attempt.closing_unknown()
-    return Outgoing(tp.topic, record["subscription_id"].encode(), codec("delivery_attempt").encode(record), tp.partition)
+    key, value = record["subscription_id"].encode(), codec("delivery_attempt").encode(record)
+    return Outgoing(tp.topic, key, value, tp.partition)

@@ -169,8 +169,8 @@ def _attempts_once_settled(settings: Settings, subscription_id: str) -> list[tup
         return None
     stats = httpx.get(f"http://127.0.0.1:{settings.results_port}/v1/stats", params={"subscription_id": subscription_id},
                       timeout=10, headers=results_auth(settings)).json()["subscriptions"]
-    rows = httpx.get(f"http://127.0.0.1:{settings.results_port}/v1/attempts", timeout=10, headers=results_auth(settings),
-                     params={"subscription_id": subscription_id, "limit": "1000"}).json()["attempts"]
+    rows = httpx.get(f"http://127.0.0.1:{settings.results_port}/v1/attempts", params={
+        "subscription_id": subscription_id, "limit": "1000"}, timeout=10, headers=results_auth(settings)).json()["attempts"]
     assert stats and stats[0]["attempts"] == len(rows) < 1000, "the rollup and the rows disagree, or rows were cut"
     return [(row["event_id"], row["outcome"]) for row in rows]
 

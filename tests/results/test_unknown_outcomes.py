@@ -98,7 +98,8 @@ async def test_an_intent_without_outcome_is_stored_once_as_unknown_across_sink_c
         produce(kafka_settings, [closed(died, outcome="success", status_code=200), closed(intent_of(died))])
 
         async def everything_read() -> bool:
-            return list((await asyncio.to_thread(committed, kafka_settings)).values()) == [(7, "results-sink/v2 from=7")]
+            read = list((await asyncio.to_thread(committed, kafka_settings)).values())
+            return read == [(7, "results-sink/v2 from=7")]
         await eventually(everything_read, "every record read and committed")
     finally:
         sink.stop()
