@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from pipeline.codec import codec
 from pipeline.config import Settings
 from pipeline.dispatcher.attempt import NO_OUTCOME
 from pipeline.dispatcher.outbox import Outbox
 from pipeline.errors import ServiceError
-from tests.polling import wait_until
+from pipeline.kafka.offsets import watermarks
 
 
 class FailedMessage:
@@ -69,17 +69,8 @@ async def test_an_intent_is_in_kafka_when_announce_returns_and_its_outcome_follo
 
 
 def _results_ends(settings: Settings, topic: str) -> list[int]:
-    """The end offset of each results partition (a topic just made may not have its leaders known yet)."""
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "outbox-test"})
-    partitions = [TopicPartition(topic, n) for n in range(settings.results_partitions)]
-
-    def ends() -> list[int] | None:
-        try:
-            return [consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions]
-        except KafkaException:
-            return None
-
     try:
-        return wait_until(ends, timeout_s=30, what="the results partitions' end offsets")
+        return [watermarks(consumer, TopicPartition(topic, n))[1] for n in range(settings.results_partitions)]
     finally:
         consumer.close()
