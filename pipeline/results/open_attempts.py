@@ -65,6 +65,14 @@ class OpenAttempts:
             return None
         return record
 
+    def relearn(self, record: dict[str, Any], offset: int, timestamp_ms: int) -> None:
+        """Takes a record read again only to learn the open intents (its row is stored already).
+        A close may find its intent gone: one older than where reading again began, closed already."""
+        if record.get("intent", "") == CLOSE:
+            self.opened.pop(record["attempt_id"], None)
+        else:
+            self.take(record, offset, timestamp_ms)
+
     def floor(self, otherwise: int) -> int:
         """The offset to read again from to learn the open intents: the oldest one's, or `otherwise`."""
         return min((attempt.offset for attempt in self.opened.values()), default=otherwise)

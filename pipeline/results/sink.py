@@ -224,7 +224,7 @@ class ResultsSink:
             return False
         record = decode_or_skip(self._decode, message)
         if record is not None:
-            self._ledger(tp).take(record, message.offset, message.timestamp)
+            self._ledger(tp).relearn(record, message.offset, message.timestamp)
         if message.offset + 1 >= start:
             self._relearning.pop(tp, None)
         return True

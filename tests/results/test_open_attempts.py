@@ -34,6 +34,13 @@ def test_a_second_close_of_the_same_attempt_is_no_row():
     assert ledger.take(closing("a", "unknown"), 3, 18_000) is None  # an unknown written twice
 
 
+def test_reading_again_to_learn_open_intents_closes_them_as_before():
+    ledger = OpenAttempts(grace_s=5)
+    for offset, record in enumerate([closing("older"), intent("a"), intent("b"), closing("a")]):
+        ledger.relearn(record, offset, 10_000)
+    assert set(ledger.opened) == {"b"} and ledger.floor(otherwise=9) == 2
+
+
 def test_a_record_without_an_intent_is_a_row_as_it_is():
     ledger = OpenAttempts(grace_s=5)
     dead_lettered = {"attempt_id": "d", "outcome": "dead_lettered", "intent": ""}
