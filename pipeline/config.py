@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     )
     clickhouse_database: str = "webhooks"
     results_retention_days: int = Field(90, ge=1, description="Attempts and routing decisions are kept this long.")
+    results_outcome_grace_s: float = Field(
+        60.0, gt=0, description="An attempt's intent with no outcome this long past its request's timeout is stored as "
+                                "outcome unknown (its dispatcher died during the request).")
 
     secrets_key: SecretStr | None = Field(
         None, description="Fernet key sealing subscription secrets at rest; a local key file when unset.")

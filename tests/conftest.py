@@ -144,6 +144,7 @@ def stage_env(settings: Settings) -> dict[str, str]:
         "PIPELINE_ALLOW_HTTP": str(settings.allow_http).lower(),
         "PIPELINE_AUTO_DISABLE_AFTER_S": str(settings.auto_disable_after_s),
         "PIPELINE_AUTO_DISABLE_MIN_FAILURES": str(settings.auto_disable_min_failures),
+        "PIPELINE_RESULTS_OUTCOME_GRACE_S": str(settings.results_outcome_grace_s),
     })
     if settings.api_tokens:  # otherwise every stage finds the admin token made once in the data directory
         env["PIPELINE_API_TOKENS"] = settings.api_tokens.get_secret_value()

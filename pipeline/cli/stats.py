@@ -142,11 +142,12 @@ def summary(ctx: typer.Context, since: str = SINCE, until: str | None = UNTIL, b
     query = {"from": since, "to": until, "by": by, "subscription_id": subscription, "tenant": tenant,
              "event_type": event_type}
     body = _answer(lambda: fetch(_url(ctx, results_url), "/v1/stats/summary", query))
-    rows = [[row["key"], row["attempts"], row["succeeded"], row["failed"], _percent(row["error_rate"]),
-             row["succeeded_on_retry"], row.get("dead_lettered", 0), _millis(row["p50_ms"]), _millis(row["p95_ms"]),
-             _millis(row["p99_ms"]), _counts(row["statuses"])] for row in body["rows"]]
+    rows = [[row["key"], row["attempts"], row["succeeded"], row["failed"], row.get("unknown", 0),
+             _percent(row["error_rate"]), row["succeeded_on_retry"], row.get("dead_lettered", 0),
+             _millis(row["p50_ms"]), _millis(row["p95_ms"]), _millis(row["p99_ms"]), _counts(row["statuses"])]
+            for row in body["rows"]]
     _print(f"Since {_utc(body['from'])}, by {body['by']}", [body["by"], "attempts", "succeeded", "failed",
-           "error rate", "ok on retry", "dead-lettered", "p50 ms", "p95 ms", "p99 ms", "statuses"], rows,
+           "unknown", "error rate", "ok on retry", "dead-lettered", "p50 ms", "p95 ms", "p99 ms", "statuses"], rows,
            "No attempts in this range.", lead=1)
 
 
@@ -204,7 +205,7 @@ def routing(ctx: typer.Context, since: str = SINCE, until: str | None = UNTIL, t
            "No routing decisions in this range.")
 
 
-STATS_HEADINGS = ("subscription", "delivered", "failed", "attempts", "p50 ms", "p99 ms", "last attempt")
+STATS_HEADINGS = ("subscription", "delivered", "failed", "unknown", "attempts", "p50 ms", "p99 ms", "last attempt")
 
 
 def stats_table(rows: list[dict[str, Any]]) -> Table:
@@ -212,7 +213,8 @@ def stats_table(rows: list[dict[str, Any]]) -> Table:
 
 
 def _stats_cells(row: dict[str, Any]) -> list[Any]:
-    return [row["subscription_id"], row["delivered"], row["failed"], row["attempts"], _millis(row["p50_ms"]),
+    return [row["subscription_id"], row["delivered"], row["failed"], row.get("unknown", 0), row["attempts"],
+            _millis(row["p50_ms"]),
             _millis(row["p99_ms"]), _utc(row["last_attempt_at"])]
 
 

@@ -1,11 +1,18 @@
 """One HTTP attempt of one delivery (an event, or a batch of events), classified, and turned
-into results records: one per event, so counts stay per event whether batched or not."""
+into results records: one per event, so counts stay per event whether batched or not.
+
+Before the request goes out, its *intents* are announced: the records it would leave if the
+dispatcher died during it (outcome `unknown`), acknowledged by Kafka first. Its outcome records
+then close them, under the same attempt ids; the results sink stores an intent nobody closed as
+an `unknown` attempt (see pipeline.results.open_attempts), so every request an endpoint got is
+counted, once, even when the dispatcher was killed mid-request.
+"""
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -19,6 +26,8 @@ from pipeline.subscriptions.credentials import masked
 from pipeline.subscriptions.model import Subscription
 
 RESPONSE_BODY_KEPT = 1024
+NO_OUTCOME = "no outcome was recorded: the dispatcher stopped during the request, which may have reached the endpoint"
+Announce = Callable[[list[dict[str, Any]]], Awaitable[None]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,10 +58,15 @@ def message_id(tasks: Sequence[DeliveryTask]) -> str:
 
 
 async def attempt_delivery(transport: HttpTransport, subscription: Subscription, tasks: Sequence[DeliveryTask],
-                           attempt: int, max_body_bytes: int) -> AttemptOutcome:
+                           attempt: int, max_body_bytes: int, *, announce: Announce) -> AttemptOutcome:
+    """Sends one request; `announce` must return once Kafka holds the intents it is given."""
     started = datetime.now(timezone.utc)
     request = build_request(subscription, [task.event for task in tasks], message_id(tasks),
                             int(started.timestamp()), max_body_bytes)
+    # Credentials never reach ClickHouse, nor the subscription's own header values, sealed at rest.
+    sent_headers = masked(request.headers, {name.lower() for name in subscription.headers})
+    intents = _intents(subscription, tasks, attempt, started, len(request.body), sent_headers)
+    await announce(intents)
     clock = time.perf_counter()
     response: HttpResponse | None = None
     error: str | None = None
@@ -69,9 +83,16 @@ async def attempt_delivery(transport: HttpTransport, subscription: Subscription,
         outcome, error = "connection_error", str(exc) or "connection failed"
     latency_ms = (time.perf_counter() - clock) * 1000
     common = _common(subscription, attempt, started, latency_ms, outcome, error, len(request.body), response)
-    # Credentials never reach ClickHouse, nor the subscription's own header values, sealed at rest.
-    common["request_headers"] = masked(request.headers, {name.lower() for name in subscription.headers})
-    return AttemptOutcome(records=[_record(task, common) for task in tasks], response=response)
+    closing = common | {"intent": "close", "timeout_ms": 0}
+    return AttemptOutcome(records=[intent | closing for intent in intents], response=response)
+
+
+def _intents(subscription: Subscription, tasks: Sequence[DeliveryTask], attempt: int, started: datetime,
+             request_bytes: int, sent_headers: dict[str, str]) -> list[dict[str, Any]]:
+    """One per event: the attempt as it is stored if its outcome never comes."""
+    common = _common(subscription, attempt, started, 0.0, "unknown", NO_OUTCOME, request_bytes, None)
+    common |= {"request_headers": sent_headers, "intent": "open", "timeout_ms": subscription.timeout_ms}
+    return [_record(task, common) for task in tasks]
 
 
 def dead_lettered_records(subscription: Subscription, tasks: Sequence[DeliveryTask], attempt: int,

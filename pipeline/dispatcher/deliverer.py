@@ -106,7 +106,7 @@ class Deliverer:
             try:
                 async with self.gates.for_subscription(subscription).slot():
                     outcome = await attempt_delivery(self.transport, subscription, tasks, attempt,
-                                                     self.policy.max_request_bytes)
+                                                     self.policy.max_request_bytes, announce=self.outbox.announce)
                     verdict = self._judge(outcome)
                     if verdict.retry_after_s:  # before the slot is free: no lane may send in between
                         self.gates.hold(subscription.id, verdict.retry_after_s)

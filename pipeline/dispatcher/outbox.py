@@ -1,8 +1,11 @@
 """What the dispatcher writes back to Kafka: attempt records, dead letters, delayed retries.
 
-Writes are queued without waiting; `flush()` is awaited before offsets are committed, so a
-committed task always has its results in Kafka (see KafkaWriter: one failed write fails every
-later flush, and the process stops rather than commit past it).
+An attempt's intents are the one write awaited before going on: the request is sent only once
+Kafka holds them (`announce`), written at once (no linger), so this costs a round trip to the
+broker, about a millisecond locally. Other writes are queued without waiting; `flush()` is
+awaited before offsets are committed, so a committed task always has its results in Kafka (see
+KafkaWriter: one failed write fails every later flush, and the process stops rather than commit
+past it).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 
 from pipeline.codec import codec
 from pipeline.config import Settings
+from pipeline.kafka.acked import AcknowledgedProducer, Outgoing
 from pipeline.kafka.admin import RETRY_TIERS_S, retry_tier
 from pipeline.kafka.dead_letters import dead_letter
 from pipeline.kafka.position import Position
@@ -26,6 +30,7 @@ class Outbox:
         self.results_topic = names.results
         self.dead_letters_topic = names.dead_letters
         self._writer = KafkaWriter(settings, **{"linger.ms": 20})
+        self._intents = AcknowledgedProducer(settings, **{"linger.ms": 0})
         self._codec = codec("delivery_attempt")
 
     @property
@@ -35,6 +40,13 @@ class Outbox:
 
     def attempt(self, record: dict[str, Any]) -> None:
         self._writer.write(self.results_topic, record["subscription_id"].encode(), self._codec.encode(record))
+
+    async def announce(self, intents: list[dict[str, Any]]) -> None:
+        """Returns once Kafka holds the intents; raises ServiceError if it refused one (then the
+        request is not sent, and the lane tries again). Keyed like the outcome records, so an
+        intent and the outcome closing it are in the same partition, the intent first."""
+        await self._intents.send([Outgoing(self.results_topic, intent["subscription_id"].encode(),
+                                           self._codec.encode(intent)) for intent in intents])
 
     def dead_letter(self, record: Any, reason: str) -> None:
         """Parks a task with the reason; a task too large to park whole leaves a reference to it

@@ -26,12 +26,12 @@ FULL_QUEUE_WAIT_S = 0.005
 
 
 class Outgoing:
-    """One message to write: topic, key and value."""
+    """One message to write: topic, key and value; the partition if not the key's."""
 
-    __slots__ = ("topic", "key", "value")
+    __slots__ = ("topic", "key", "value", "partition")
 
-    def __init__(self, topic: str, key: bytes | None, value: bytes):
-        self.topic, self.key, self.value = topic, key, value
+    def __init__(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None):
+        self.topic, self.key, self.value, self.partition = topic, key, value, partition
 
 
 class AcknowledgedProducer:
@@ -56,7 +56,9 @@ class AcknowledgedProducer:
             self._reports = asyncio.create_task(self._serve_reports(), name="kafka-acks")
         while True:
             try:
-                self._producer.produce(message.topic, key=message.key, value=message.value, on_delivery=on_delivery)
+                where = {} if message.partition is None else {"partition": message.partition}
+                self._producer.produce(message.topic, key=message.key, value=message.value, on_delivery=on_delivery,
+                                       **where)
                 return
             except BufferError:  # the local queue is full: let the reports drain it
                 await asyncio.sleep(FULL_QUEUE_WAIT_S)

@@ -5,6 +5,9 @@ insert deduplication token named after its offsets. After a crash the sink must 
 interrupted chunk again with exactly the same offsets, or ClickHouse could not recognise it:
 such a chunk is *expected* (its range is known from the intent committed before the insert)
 and the batch takes exactly that range from its partition, no more and no less.
+
+Each chunk carries the open attempts of its partition (open_attempts) from where it starts:
+they decide which records become rows, and become the partition's once the chunk is stored.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from typing import Any
 from aiokafka import ConsumerRecord, TopicPartition
 
 from pipeline.errors import CodecError, InvalidInput
+from pipeline.results.open_attempts import DEFAULT_GRACE_S, OpenAttempts
 
 logger = logging.getLogger(__name__)
 
 Decoder = Callable[[ConsumerRecord], dict[str, Any]]
+Ledgers = Callable[[TopicPartition], OpenAttempts]  # a partition's open attempts where its next chunk starts
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class Chunk:
     first_timestamp: int | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
     expected_end: int | None = None  # set when the chunk must be exactly an interrupted one
+    open: OpenAttempts = field(default_factory=lambda: OpenAttempts(DEFAULT_GRACE_S))  # as of `end`
 
     @property
     def complete(self) -> bool:
@@ -52,22 +58,24 @@ class Chunk:
 class Batch:
     """Consumed messages not yet stored: their rows per partition, and where each chunk ends."""
 
-    def __init__(self, decode: Decoder, generation: int = 0):
+    def __init__(self, decode: Decoder, generation: int = 0, ledgers: Ledgers | None = None):
         self.decode = decode
         self.generation = generation  # of the sink's assignment when the batch began
+        self.ledgers = ledgers or (lambda tp: OpenAttempts(DEFAULT_GRACE_S))
         self.chunks: dict[TopicPartition, Chunk] = {}
         self.messages = 0
 
     def expect(self, tp: TopicPartition, intent: Intent) -> None:
         """The next chunk of tp must be exactly the interrupted one."""
-        self.chunks[tp] = Chunk(start=intent.start, end=intent.start, expected_end=intent.end)
+        self.chunks[tp] = Chunk(start=intent.start, end=intent.start, expected_end=intent.end,
+                                open=self.ledgers(tp).copy())
 
     def add(self, message: ConsumerRecord) -> bool:
         """Takes the message; False if it belongs after this batch's chunk of its partition."""
         tp = TopicPartition(message.topic, message.partition)
         chunk = self.chunks.get(tp)
         if chunk is None:
-            chunk = self.chunks[tp] = Chunk(start=message.offset, end=message.offset)
+            chunk = self.chunks[tp] = Chunk(start=message.offset, end=message.offset, open=self.ledgers(tp).copy())
         elif chunk.expected_end is not None and message.offset >= chunk.expected_end:
             chunk.end = max(chunk.end, chunk.expected_end)  # the rest of the range is gone (retention)
             return False
@@ -77,6 +85,8 @@ class Batch:
         # Undecodable messages still advance the chunk, so they are not read again.
         chunk.end = message.offset + 1
         row = decode_or_skip(self.decode, message)
+        if row is not None:
+            row = chunk.open.take(row, message.offset, message.timestamp)
         if row is not None:
             chunk.rows.append(row)
         return True

@@ -1,41 +1,65 @@
-"""Insert intents: a chunk's offset range, committed to Kafka before the chunk is inserted.
+"""Where the sink stands in a partition, as committed to Kafka: insert intents and open attempts.
 
-The sink commits each chunk's start offset with its end in the commit's metadata, inserts,
-then commits the end. A committed offset that still carries an end therefore marks a chunk
-that may or may not have reached ClickHouse: whoever reads the partition next inserts
-exactly that range again, under the same deduplication token, and ClickHouse keeps one copy.
+Insert intents: the sink commits each chunk's offset range before inserting it, then commits
+its end. A committed range therefore marks a chunk that may or may not have reached ClickHouse:
+whoever reads the partition next inserts exactly that range again, under the same
+deduplication token, and ClickHouse keeps one copy.
+
+Open attempts (see open_attempts): the committed offset itself is the oldest offset still to
+be read again, which is the oldest open intent's when there is one; the metadata says where
+storing resumes (`from`), so the records between are read only to learn the open intents.
+
+    results-sink/v2 from=S end=E   chunk [S, E) may have been inserted: insert it again
+    results-sink/v2 from=S         rows before S are stored
+    results-sink/v1 end=E          (older sinks) chunk [committed, E) may have been inserted
+    anything else                  rows before the committed offset are stored
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import TopicPartition
 
 from pipeline.results.chunks import Intent
 
-METADATA_PREFIX = "results-sink/v1 end="
-METADATA = re.compile(rf"^{re.escape(METADATA_PREFIX)}(\d+)$")
+METADATA_V2 = re.compile(r"^results-sink/v2 from=(\d+)(?: end=(\d+))?$")
+METADATA_V1 = re.compile(r"^results-sink/v1 end=(\d+)$")
 
 
-def intent_metadata(end: int) -> str:
-    return f"{METADATA_PREFIX}{end}"
+@dataclass(frozen=True)
+class Resume:
+    """How a partition's next reader goes on from the committed offset."""
+
+    start: int  # rows from here on are stored; records before it only re-open intents
+    intent: Intent | None = None  # the interrupted chunk, which starts at `start`
 
 
-def parse_intent(committed_offset: int, metadata: str | None) -> Intent | None:
-    """The interrupted chunk a committed offset marks, or None if it marks a finished one."""
-    match = METADATA.match(metadata or "")
-    if committed_offset < 0 or match is None or int(match.group(1)) <= committed_offset:
+def position_metadata(start: int, end: int | None = None) -> str:
+    """The metadata of a commit: rows before `start` are stored; [start, end) is about to be."""
+    return f"results-sink/v2 from={start}" + (f" end={end}" if end is not None else "")
+
+
+def parse_resume(committed_offset: int, metadata: str | None) -> Resume | None:
+    """How to go on from a committed offset; None when nothing was committed."""
+    if committed_offset < 0:
         return None
-    return Intent(start=committed_offset, end=int(match.group(1)))
+    if match := METADATA_V2.match(metadata or ""):
+        start = max(int(match.group(1)), committed_offset)
+        end = int(match.group(2)) if match.group(2) else None
+        return Resume(start, Intent(start, end) if end is not None and end > start else None)
+    if (match := METADATA_V1.match(metadata or "")) and int(match.group(1)) > committed_offset:
+        return Resume(committed_offset, Intent(committed_offset, int(match.group(1))))
+    return Resume(committed_offset)
 
 
-def intents_of(committed: dict[TopicPartition, Any]) -> dict[TopicPartition, Intent]:
-    """The pending intents among committed offsets ({tp: OffsetAndMetadata})."""
-    intents = {}
+def resumes_of(committed: dict[TopicPartition, Any]) -> dict[TopicPartition, Resume]:
+    """How each partition goes on, from committed offsets ({tp: OffsetAndMetadata})."""
+    resumes = {}
     for tp, entry in committed.items():
-        intent = parse_intent(entry.offset, entry.metadata)
-        if intent is not None:
-            intents[tp] = intent
-    return intents
+        resume = parse_resume(entry.offset, entry.metadata)
+        if resume is not None:
+            resumes[tp] = resume
+    return resumes

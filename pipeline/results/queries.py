@@ -89,7 +89,8 @@ def series(rows: list[dict[str, Any]], time_range: TimeRange, metrics: Mapping[s
 
 
 # dead_lettered: deliveries parked in the dead-letter topic; the SQL keeps them out of the attempts.
-TRAFFIC_METRICS = ({"attempts": 0, "succeeded": 0, "failed": 0, "dead_lettered": 0, "error_rate": None}
+# unknown: attempts whose dispatcher died during the request; neither succeeded nor failed.
+TRAFFIC_METRICS = ({"attempts": 0, "succeeded": 0, "failed": 0, "unknown": 0, "dead_lettered": 0, "error_rate": None}
                    | dict.fromkeys(PERCENTILES))
 
 

@@ -6,19 +6,22 @@ tests ask this server instead. Times are ISO 8601, `now`, or an age (`15m`, `2h`
 about 120 points. Filters: subscription_id, tenant, event_type, outcome, status (`2xx`...,
 `none`). `by`: subscription_id, tenant, event_type, outcome or status. A delivery parked in
 the dead-letter topic is stored as outcome `dead_lettered`; it is no HTTP attempt, so only
-`dead_lettered` counts it, and the error log lists it. Routes:
+`dead_lettered` counts it, and the error log lists it. An attempt whose dispatcher died during
+the request is stored as outcome `unknown`: an attempt, counted in `unknown`, neither succeeded
+nor failed, without latency. Routes:
 
     GET /healthz                                      {"ok": true}
     GET /metrics                                      Prometheus metrics of this service (no token)
     GET /v1/stats[?subscription_id=&tenant=]          {"subscriptions": [{subscription_id, attempts, delivered,
-                                                        failed, dead_lettered, p50_ms, p99_ms,
+                                                        failed, unknown, dead_lettered, p50_ms, p99_ms,
                                                         last_attempt_at}]}   (all time)
     GET /v1/stats/traffic?from&to&step&by&filters     {from, to, step_s, times: [iso], by, series: [{key,
-                                                        attempts: [n], succeeded, failed, dead_lettered,
+                                                        attempts: [n], succeeded, failed, unknown, dead_lettered,
                                                         error_rate, p50_ms,
                                                         p95_ms, p99_ms}]}   (one value per time)
     GET /v1/stats/summary?from&to&by&filters          {from, to, by, rows: [{key, attempts,
-                                                        succeeded, failed, dead_lettered, error_rate, retry_attempts,
+                                                        succeeded, failed, unknown, dead_lettered, error_rate,
+                                                        retry_attempts,
                                                         succeeded_on_retry, p50_ms, p95_ms, p99_ms,
                                                         mean_latency_ms, max_latency_ms, request_bytes,
                                                         response_bytes, outcomes: {}, statuses: {},

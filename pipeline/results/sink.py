@@ -10,6 +10,11 @@ that partition (this sink after a restart, or another member of the group) inser
 range again under the same token, and ClickHouse skips it in the table and in every rollup
 fed by it. A failing insert is retried with backoff, without reading further, until it succeeds
 or the sink is stopped: meanwhile the results wait in Kafka.
+
+Attempts are counted once whether or not their dispatcher lived to record their outcome: the
+sink holds each attempt's intent until its outcome comes, and writes it back as outcome
+`unknown` when none came by its deadline (see open_attempts). The committed offset stays at the
+oldest open intent, so the next reader learns them again (see intents).
 """
 
 from __future__ import annotations
@@ -25,15 +30,20 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
+from pipeline.codec import codec
 from pipeline.config import Settings
+from pipeline.errors import ServiceError
+from pipeline.kafka.acked import AcknowledgedProducer, Outgoing
 from pipeline.metrics.results import ResultsMetrics
-from pipeline.results.chunks import Batch, Chunk, Intent
+from pipeline.results.chunks import Batch, Chunk, Intent, decode_or_skip
 from pipeline.kafka.offsets import committed_metadata
-from pipeline.results.intents import intent_metadata, intents_of
+from pipeline.results.intents import position_metadata, resumes_of
+from pipeline.results.open_attempts import OpenAttempt, OpenAttempts
 from pipeline.results.store import AsyncResultsStore
 from pipeline.results.streams import streams_by_topic
 
 logger = logging.getLogger(__name__)
+OVERDUE_CHECK_S = 0.5  # how often open attempts are looked at for a missed deadline
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,6 +105,13 @@ class ResultsSink:
         self._generation = 0
         self._checked: set[TopicPartition] = set()  # partitions whose intents are known this generation
         self._intents: dict[TopicPartition, Intent] = {}
+        # Per partition: the open attempts where its next chunk starts; and, while the records
+        # before that start are read again to learn them, that start.
+        self._ledgers: dict[TopicPartition, OpenAttempts] = {}
+        self._relearning: dict[TopicPartition, int] = {}
+        self._marked: set[str] = set()  # attempts written back as unknown by this sink, not yet read back
+        self._next_overdue_check = 0.0
+        self._markers: AcknowledgedProducer | None = None
 
     def stop(self) -> None:
         """Asks run() to return; a chunk not yet stored is not committed, so it is read again later."""
@@ -104,6 +121,9 @@ class ResultsSink:
         self._generation += 1
         self._checked.clear()
         self._intents.clear()
+        self._ledgers.clear()
+        self._relearning.clear()
+        self._marked.clear()
 
     async def run(self) -> None:
         consumer = self._consumer()
@@ -118,6 +138,11 @@ class ResultsSink:
                     await self._store_batch(consumer, batch)
         finally:
             await consumer.stop()
+            if self._markers is not None:
+                try:
+                    await asyncio.to_thread(self._markers.close)
+                except ServiceError as exc:  # harmless: their intents stay open, and are written back again
+                    logger.warning("unknown outcomes not written before stopping: %s", exc)
 
     def _consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -142,9 +167,10 @@ class ResultsSink:
     async def _collect(self, consumer: AIOKafkaConsumer) -> Batch:
         """Messages until the batch is full or max_wait_s has passed since its first message,
         and in any case until every interrupted chunk it holds is whole again."""
-        batch = Batch(self._decode, self._generation)
+        batch = Batch(self._decode, self._generation, self._ledger)
         window_ends: float | None = None
         while not self._stopping.is_set():
+            await self._close_overdue()
             if window_ends is not None and batch.complete and (
                     batch.messages >= self._batching.max_messages or time.monotonic() >= window_ends):
                 break
@@ -156,7 +182,7 @@ class ResultsSink:
             if not await self._learn_intents(consumer, fetched):
                 continue  # a rebalance during the lookup: these messages will be read again
             if batch.generation != generation:
-                batch, window_ends = Batch(self._decode, generation), None
+                batch, window_ends = Batch(self._decode, generation, self._ledger), None
             if self._add(consumer, batch, fetched) and batch.complete:
                 break  # a partition's next chunk starts here: it goes in the next batch
             if window_ends is None and batch.messages:
@@ -171,7 +197,7 @@ class ResultsSink:
         unchecked = [tp for tp in consumer.assignment() if tp not in self._checked]
         for delay_s in retry_delays(self._retry):
             try:
-                intents = intents_of(await committed_metadata(consumer, unchecked))
+                resumes = resumes_of(await committed_metadata(consumer, unchecked))
                 break
             except Exception as exc:  # the broker is away: nothing can be committed either, so wait
                 logger.warning("reading committed offsets failed, retrying in %.1f s: %s", delay_s, exc)
@@ -180,10 +206,30 @@ class ResultsSink:
         if self._generation != generation:
             return False
         self._checked.update(unchecked)
-        self._intents.update(intents)
-        for tp, intent in intents.items():
-            logger.info("replaying the interrupted chunk %s[%d] %d..%d", tp.topic, tp.partition,
-                        intent.start, intent.end)
+        for tp, resume in resumes.items():
+            self._relearning[tp] = resume.start
+            if resume.intent is not None:
+                self._intents[tp] = resume.intent
+                logger.info("replaying the interrupted chunk %s[%d] %d..%d", tp.topic, tp.partition,
+                            resume.intent.start, resume.intent.end)
+        return True
+
+    def _ledger(self, tp: TopicPartition) -> OpenAttempts:
+        if tp not in self._ledgers:
+            self._ledgers[tp] = OpenAttempts(self._settings.results_outcome_grace_s)
+        return self._ledgers[tp]
+
+    def _relearn(self, tp: TopicPartition, message: ConsumerRecord) -> bool:
+        """True if the message is before where storing resumes: it only re-opens or closes intents."""
+        start = self._relearning.get(tp)
+        if start is None or message.offset >= start:
+            self._relearning.pop(tp, None)
+            return False
+        record = decode_or_skip(self._decode, message)
+        if record is not None:
+            self._ledger(tp).relearn(record, message.offset, message.timestamp)
+        if message.offset + 1 >= start:
+            self._relearning.pop(tp, None)
         return True
 
     def _add(self, consumer: AIOKafkaConsumer, batch: Batch,
@@ -191,9 +237,11 @@ class ResultsSink:
         """Adds the fetched messages; True if some were left for the next batch (and will be read again)."""
         left = False
         for tp, messages in fetched.items():
-            if tp in self._intents and tp not in batch.chunks:
-                batch.expect(tp, self._intents[tp])
             for message in messages:
+                if self._relearn(tp, message):
+                    continue
+                if tp in self._intents and tp not in batch.chunks:
+                    batch.expect(tp, self._intents[tp])
                 if not batch.add(message):
                     consumer.seek(tp, message.offset)  # it starts the partition's next chunk
                     left = True
@@ -210,12 +258,14 @@ class ResultsSink:
             if not await self._insert(tp, chunk):
                 return  # stopped while the store failed: the intents stay for the next reader
             self._intents.pop(tp, None)
+            self._ledgers[tp] = chunk.open
         await self._commit(consumer, batch, intent=False)
 
     async def _commit(self, consumer: AIOKafkaConsumer, batch: Batch, *, intent: bool) -> bool:
         if batch.generation != self._generation:
             return False  # the partitions were reassigned: their next reader follows the committed intents
-        offsets = {tp: (chunk.start, intent_metadata(chunk.end)) if intent else (chunk.end, "")
+        offsets = {tp: (self._ledger(tp).floor(chunk.start), position_metadata(chunk.start, chunk.end)) if intent
+                   else (chunk.open.floor(chunk.end), position_metadata(chunk.end))
                    for tp, chunk in batch.chunks.items()}
         try:
             await consumer.commit(offsets)
@@ -245,9 +295,43 @@ class ResultsSink:
                 return False
         raise AssertionError("retry_delays never ends")
 
+    async def _close_overdue(self) -> None:
+        """Writes back, as outcome unknown, the intents whose outcome is overdue (their dispatcher
+        died); each is stored when read back, unless its outcome came first after all."""
+        now = time.time()
+        if now < self._next_overdue_check:
+            return
+        self._next_overdue_check = now + OVERDUE_CHECK_S
+        still_open = {attempt_id for tp, ledger in self._ledgers.items() for attempt_id in ledger.opened}
+        self._marked &= still_open
+        overdue = [(tp, attempt) for tp, ledger in self._ledgers.items() if tp not in self._relearning
+                   for attempt in ledger.overdue(now) if attempt.intent["attempt_id"] not in self._marked]
+        if not overdue:
+            return
+        try:
+            await self._marker_producer().send([_unknown_outcome(tp, attempt) for tp, attempt in overdue])
+        except ServiceError as exc:  # tried again at the next check
+            logger.warning("writing %d unknown outcomes failed: %s", len(overdue), exc)
+            return
+        self._marked.update(attempt.intent["attempt_id"] for _, attempt in overdue)
+        logger.info("%d attempts had no outcome by their deadline (their dispatcher stopped during the "
+                    "request): recorded as unknown", len(overdue))
+
+    def _marker_producer(self) -> AcknowledgedProducer:
+        if self._markers is None:
+            self._markers = AcknowledgedProducer(self._settings)
+        return self._markers
+
     async def _stop_requested_within(self, seconds: float) -> bool:
         try:
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
         except TimeoutError:
             return False
         return True
+
+
+def _unknown_outcome(tp: TopicPartition, attempt: OpenAttempt) -> Outgoing:
+    """Into the intent's own partition, after it, where its outcome would have been."""
+    record = attempt.closing_unknown()
+    key, value = record["subscription_id"].encode(), codec("delivery_attempt").encode(record)
+    return Outgoing(tp.topic, key, value, tp.partition)

@@ -25,15 +25,15 @@ from pipeline.config import PROJECT_ROOT
 from pipeline.errors import InvalidInput, ServiceError
 from pipeline.results.migrations import migrate
 from pipeline.codec import codec
-from pipeline.results.streams import ATTEMPTS, ROUTING, schema_fields
+from pipeline.results.streams import ATTEMPTS, ROUTING
 
 QUERY_DIR = PROJECT_ROOT / "deploy" / "clickhouse" / "queries"
 TABLE = ATTEMPTS.table
 DATABASE_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 DEFAULT_RETENTION_DAYS = 90
 # The /v1/stats row, as it was before the rollups existed: clients read these names.
-STATS_COLUMNS = ("subscription_id", "attempts", "delivered", "failed", "dead_lettered", "p50_ms", "p99_ms",
-                 "last_attempt_at")
+STATS_COLUMNS = ("subscription_id", "attempts", "delivered", "failed", "unknown", "dead_lettered", "p50_ms",
+                 "p99_ms", "last_attempt_at")
 
 # A replayed chunk carries the token of its first insert: ClickHouse then skips it in the table
 # and, with the second setting, in every materialized view fed by it (so rollups stay exact).
@@ -47,8 +47,9 @@ def field_defaults(table: str) -> dict[str, Any]:
 
 
 def attempt_columns() -> tuple[str, ...]:
-    """Column names of delivery_attempts in table order: exactly the fields of the DeliveryAttempt schema."""
-    return schema_fields(ATTEMPTS.codec_name)
+    """Column names of delivery_attempts in table order: the fields of the DeliveryAttempt schema
+    but those only Kafka needs."""
+    return ATTEMPTS.columns
 
 
 def check_storable(record: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Two streams: delivery attempts (results topic, written by the dispatcher) and routing
 decisions (routing topic, written by the router). Each table has exactly one column per
-field of the stream's Avro schema, in schema order.
+field of the stream's Avro schema, in schema order, but for the fields only Kafka needs
+(an attempt's intent and timeout: see open_attempts).
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ class Stream:
     table: str
     codec_name: str
     unsigned_limits: Mapping[str, int] = field(default_factory=dict)
+    kafka_only: frozenset[str] = frozenset()  # fields the sink reads but the table has no column for
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return schema_fields(self.codec_name)
+        return tuple(name for name in schema_fields(self.codec_name) if name not in self.kafka_only)
 
     def check_storable(self, record: dict[str, Any]) -> dict[str, Any]:
         """Returns the record if the table can hold it; raises InvalidInput naming the bad field."""
@@ -55,7 +57,8 @@ class Stream:
         return self.check_storable(codec(self.codec_name).decode(value))
 
 
-ATTEMPTS = Stream(table="delivery_attempts", codec_name="delivery_attempt", unsigned_limits=ATTEMPT_UNSIGNED_LIMITS)
+ATTEMPTS = Stream(table="delivery_attempts", codec_name="delivery_attempt", unsigned_limits=ATTEMPT_UNSIGNED_LIMITS,
+                  kafka_only=frozenset({"intent", "timeout_ms"}))
 ROUTING = Stream(table="routing_decisions", codec_name="routing_decision")
 
 

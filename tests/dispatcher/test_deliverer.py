@@ -27,7 +27,13 @@ class Record:
 class Outbox:
     def __init__(self) -> None:
         self.attempts: list[dict[str, Any]] = []
+        self.intents: list[dict[str, Any]] = []
         self.dead_letters: list[tuple[bytes, str]] = []
+
+    async def announce(self, intents: list[dict[str, Any]]) -> None:
+        for intent in intents:
+            codec("delivery_attempt").encode(intent)
+        self.intents.extend(intents)
 
     def attempt(self, record: dict[str, Any]) -> None:
         codec("delivery_attempt").encode(record)  # what the real outbox writes must fit the schema
@@ -49,11 +55,14 @@ class Table:
 
 
 class Transport:
-    def __init__(self, status: int = 500, refuse: bool = False):
+    def __init__(self, status: int = 500, refuse: bool = False, outbox: Outbox | None = None):
         self.status, self.refuse, self.sent = status, refuse, 0
+        self.intents_when_sent: list[int] = []  # how many intents were announced as each request went out
+        self.outbox = outbox
 
     async def send(self, *args: Any, **kwargs: Any) -> HttpResponse:
         self.sent += 1
+        self.intents_when_sent.append(len(self.outbox.intents) if self.outbox else 0)
         if self.refuse:
             raise DeliveryRefused("127.0.0.1 is not allowed")
         return HttpResponse(self.status, {}, b"")
@@ -85,11 +94,27 @@ async def test_a_spent_schedule_records_one_dead_lettered_row_after_its_attempts
     assert outbox.dead_letters == [(record.value, parked["error"])]
 
 
+async def test_every_request_is_announced_first_and_its_outcomes_close_its_intents_one_per_event() -> None:
+    transport = Transport(500)
+    work, outbox, subscription = deliverer(transport, batch_max_events=2)
+    transport.outbox = outbox
+    await work.deliver([task(subscription, 0), task(subscription, 1)])
+    assert transport.intents_when_sent == [2, 4, 6]  # a request only after both its events' intents
+    assert [(i["intent"], i["outcome"], i["attempt"]) for i in outbox.intents] == (
+        [("open", "unknown", 1)] * 2 + [("open", "unknown", 2)] * 2 + [("open", "unknown", 3)] * 2)
+    assert all(i["timeout_ms"] == subscription.timeout_ms and i["request_bytes"] > 0 for i in outbox.intents)
+    closing = [r for r in outbox.attempts if r["outcome"] != "dead_lettered"]
+    assert [r["attempt_id"] for r in closing] == [i["attempt_id"] for i in outbox.intents]
+    assert len({i["attempt_id"] for i in outbox.intents}) == 6
+    assert all(r["intent"] == "close" and r["outcome"] == "http_error" for r in closing)
+    assert [r.get("intent", "") for r in outbox.attempts if r["outcome"] == "dead_lettered"] == ["", ""]
+
+
 async def test_a_request_that_cannot_be_built_records_the_current_attempt_for_each_event() -> None:
     transport = Transport(204)
     work, outbox, subscription = deliverer(transport, max_request_bytes=10, batch_max_events=2)
     await work.deliver([task(subscription, 0), task(subscription, 1)])
-    assert transport.sent == 0
+    assert transport.sent == 0 and outbox.intents == []
     assert [(r["outcome"], r["attempt"]) for r in outbox.attempts] == [("dead_lettered", 1)] * 2
     assert len({r["event_id"] for r in outbox.attempts}) == 2
     assert all(r["error"].startswith("request could not be built") for r in outbox.attempts)

@@ -84,7 +84,10 @@ async def test_the_headers_kept_with_an_attempt_hide_the_subscriptions_own_value
                                 headers={"X-Tenant-Pin": "pin-4711", "x-api-key": "k3y", "user-agent": None},
                                 auth={"type": "basic", "username": "ada", "password": "pa55"})
     task = DeliveryTask(subscription_id=subscription.id, routed_at=utcnow(), event=Event(type="t"))
-    (record,) = (await attempt_delivery(Answering(), subscription, [task], 1, 1 << 20)).records
+    async def announce(intents: list[dict]) -> None:
+        pass
+
+    (record,) = (await attempt_delivery(Answering(), subscription, [task], 1, 1 << 20, announce=announce)).records
     kept = record["request_headers"]
     assert (kept["x-tenant-pin"], kept["x-api-key"], kept["authorization"]) == ("***", "***", "Basic ***")
     assert kept["content-type"] == "application/json" and "user-agent" not in kept

@@ -1,6 +1,7 @@
 """Two dispatchers share the endpoint topics; one is killed with SIGKILL mid-stream while the
 endpoint fails and hangs for a while. Nothing is lost, order per key holds, duplicates are only
-of messages that were in flight when the dispatcher died, and ClickHouse agrees with the receiver."""
+of messages that were in flight when the dispatcher died, and ClickHouse agrees with the receiver:
+one attempt counted per request it got, those the killed dispatcher never recorded as `unknown`."""
 
 from __future__ import annotations
 
@@ -10,18 +11,21 @@ import re
 import signal
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import httpx
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from pipeline.config import Settings
 from pipeline.kafka.admin import ensure_core_topics
 from pipeline.producer import EventPublisher
 from pipeline.receiver import ReceivedDelivery, Receiver
+from pipeline.results.sink import results_group_id
 from pipeline.subscriptions.commands import SubscriptionCommands
 from pipeline.subscriptions.writer import SubscriptionWriter
+from pipeline.topics import TopicNames
 from tests.conftest import results_auth
 from tests.polling import wait_until
 from tests.stages import running_stages, stage_logs
@@ -41,10 +45,12 @@ class TroubledEndpoint:
         self.lock = threading.Lock()
         self.successes: list[tuple[str, str, int, float]] = []  # event id, key, seq, when
         self.requests = 0
+        self.received: Counter[str] = Counter()  # requests per webhook-id (the event's id: no batches here)
 
     async def respond(self, delivery: ReceivedDelivery) -> int:
         with self.lock:
             self.requests += 1
+            self.received[delivery.headers["webhook-id"]] += 1
             count = self.requests
         if self.troubled and count % 3 == 0:
             return 503
@@ -60,7 +66,7 @@ class TroubledEndpoint:
 
 @pytest.mark.integration
 def test_a_killed_dispatcher_loses_nothing_and_breaks_no_order(settings: Settings, tmp_path: Path) -> None:
-    settings = settings.model_copy(update={"retry_schedule_s": (0.0,) + (0.3,) * 40})
+    settings = settings.model_copy(update={"retry_schedule_s": (0.0,) + (0.3,) * 40, "results_outcome_grace_s": 3.0})
     ensure_core_topics(settings)
     endpoint = TroubledEndpoint()
     receiver = Receiver(respond=endpoint.respond)
@@ -82,6 +88,8 @@ def test_a_killed_dispatcher_loses_nothing_and_breaks_no_order(settings: Setting
                 counted = wait_until(lambda: _distinct_delivered(settings, subscription.id) >= EVENTS and
                                      _distinct_delivered(settings, subscription.id), timeout_s=60,
                                      what="ClickHouse to count every event")
+                attempts = wait_until(lambda: _attempts_once_settled(settings, subscription.id), timeout_s=60,
+                                      what="the results sink to settle every attempt")
             except AssertionError:
                 print(stage_logs(logs))
                 raise
@@ -93,6 +101,17 @@ def test_a_killed_dispatcher_loses_nothing_and_breaks_no_order(settings: Setting
     # message is delivered (and recorded) again, so ClickHouse holds at least one success per
     # event and never more than the receiver saw.
     assert EVENTS <= counted <= len(endpoint.successes)
+    # Every request the endpoint got (failed, hung or answered) is one attempt, the killed
+    # dispatcher's requests in flight too (recorded as unknown by the results sink), and none twice.
+    # Only a request the dispatcher was killed about to send, its intent written but nothing
+    # received, is an unknown attempt more than the endpoint saw.
+    stored = Counter(event for event, _ in attempts)
+    unknown = Counter(event for event, outcome in attempts if outcome == "unknown")
+    assert [e for e in stored | endpoint.received
+            if not stored[e] - unknown[e] <= endpoint.received[e] <= stored[e]] == []  # per event
+    never_received = len(attempts) - endpoint.requests
+    assert 0 <= never_received <= unknown.total(), \
+        f"{len(attempts)} attempts stored, {endpoint.requests} requests received, {unknown.total()} unknown"
 
 
 def _owning_dispatcher(logs: Path) -> str | None:
@@ -133,6 +152,27 @@ def _assert_order_and_duplicates(successes: list[tuple[str, str, int, float]], k
         assert seen == sorted(seen), f"order broken for {key}: {seen}"
     # A duplicate is a message delivered before the kill whose offset was not yet committed.
     assert all(first_seen[event_id] <= killed_at + 0.5 for event_id in duplicates), duplicates
+
+
+def _attempts_once_settled(settings: Settings, subscription_id: str) -> list[tuple[str, str]] | None:
+    """The attempts ClickHouse holds (event id, outcome), once the results sink has read and committed
+    every results record: it commits no further than an attempt still open (no outcome yet)."""
+    results = TopicNames.from_settings(settings).results
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": results_group_id(settings)})
+    try:
+        partitions = [TopicPartition(results, n) for n in range(settings.results_partitions)]
+        committed = [tp.offset for tp in consumer.committed(partitions, timeout=10)]
+        ends = [consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions]
+    finally:
+        consumer.close()
+    if [max(offset, 0) for offset in committed] != ends:
+        return None
+    stats = httpx.get(f"http://127.0.0.1:{settings.results_port}/v1/stats", params={"subscription_id": subscription_id},
+                      timeout=10, headers=results_auth(settings)).json()["subscriptions"]
+    rows = httpx.get(f"http://127.0.0.1:{settings.results_port}/v1/attempts", params={
+        "subscription_id": subscription_id, "limit": "1000"}, timeout=10, headers=results_auth(settings)).json()["attempts"]
+    assert stats and stats[0]["attempts"] == len(rows) < 1000, "the rollup and the rows disagree, or rows were cut"
+    return [(row["event_id"], row["outcome"]) for row in rows]
 
 
 def _distinct_delivered(settings: Settings, subscription_id: str) -> int:

@@ -45,9 +45,10 @@ def _error(outcome: str, status: int | None) -> str | None:
 
 
 def known_mix(make: Callable[..., Record]) -> list[Record]:
-    """Successes, 4xx, 5xx, timeouts, a connection error, events retried then delivered, and
-    dead-lettered ones (schedule spent, a request that could not be built), over two tenants,
-    two event types and four subscriptions, across several minutes."""
+    """Successes, 4xx, 5xx, timeouts, a connection error, events retried then delivered, an
+    attempt of unknown outcome (its dispatcher died during it), and dead-lettered ones (schedule
+    spent, a request that could not be built), over two tenants, two event types and four
+    subscriptions, across several minutes."""
     acme = {"tenant": "acme", "event_type": "user.created"}
     globex = {"tenant": "globex", "event_type": "order.paid"}
     records: list[Record] = []
@@ -68,6 +69,8 @@ def known_mix(make: Callable[..., Record]) -> list[Record]:
     records += attempts_of_event(make, "sub_slow", [("timeout", None, 1000.0), ("timeout", None, 1000.0),
                                                     ("connection_error", None, 0.5)], start_s=33, **globex,
                                  dead_letter="retry schedule spent after 3 attempts: connection_error (test)")
+    records += attempts_of_event(make, "sub_5xx", [("http_error", 503, 20.0), ("unknown", None, 0.0),
+                                                   ("success", 200, 30.0)], start_s=20, **globex)
     return records
 
 
@@ -107,21 +110,23 @@ def expected_summary(records: list[Record], key: Callable[[Record], str]) -> dic
 
 
 def _summary(group: list[Record]) -> dict[str, Any]:
-    """Over the HTTP attempts of the group; its dead_lettered records only in dead_lettered."""
+    """Over the HTTP attempts of the group; its dead_lettered records only in dead_lettered.
+    Unknown outcomes are attempts, neither succeeded nor failed, and have no latency."""
     attempts = [record for record in group if is_attempt(record)]
-    latencies = [record["latency_ms"] for record in attempts]
+    latencies = [record["latency_ms"] for record in attempts if record["outcome"] != "unknown"]
     succeeded = sum(record["outcome"] == "success" for record in attempts)
+    unknown = sum(record["outcome"] == "unknown" for record in attempts)
     return {
-        "attempts": len(attempts), "succeeded": succeeded, "failed": len(attempts) - succeeded,
-        "dead_lettered": len(group) - len(attempts),
-        "error_rate": (len(attempts) - succeeded) / len(attempts) if attempts else None,
+        "attempts": len(attempts), "succeeded": succeeded, "failed": len(attempts) - succeeded - unknown,
+        "unknown": unknown, "dead_lettered": len(group) - len(attempts),
+        "error_rate": (len(attempts) - succeeded - unknown) / len(attempts) if attempts else None,
         "retry_attempts": sum(record["attempt"] > 1 for record in attempts),
         "succeeded_on_retry": sum(record["attempt"] > 1 and record["outcome"] == "success" for record in attempts),
-        "p50_ms": linear_quantile(latencies, 0.5) if attempts else None,
-        "p95_ms": linear_quantile(latencies, 0.95) if attempts else None,
-        "p99_ms": linear_quantile(latencies, 0.99) if attempts else None,
-        "mean_latency_ms": sum(latencies) / len(latencies) if attempts else None,
-        "max_latency_ms": max(latencies) if attempts else None,
+        "p50_ms": linear_quantile(latencies, 0.5) if latencies else None,
+        "p95_ms": linear_quantile(latencies, 0.95) if latencies else None,
+        "p99_ms": linear_quantile(latencies, 0.99) if latencies else None,
+        "mean_latency_ms": sum(latencies) / len(latencies) if latencies else None,
+        "max_latency_ms": max(latencies) if latencies else None,
         "request_bytes": sum(record["request_bytes"] for record in attempts),
         "response_bytes": sum(record["response_bytes"] for record in attempts),
         "outcomes": dict(Counter(record["outcome"] for record in attempts)),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiokafka import ConsumerRecord, TopicPartition
 
 from pipeline.results.chunks import Batch, Intent
-from pipeline.results.intents import intent_metadata, parse_intent
+from pipeline.results.intents import Resume, parse_resume, position_metadata
 
 TP = TopicPartition("results", 2)
 
@@ -53,9 +53,17 @@ def test_an_expected_range_that_is_gone_completes_empty():
     assert taken.complete and chunk.rows == [] and (chunk.start, chunk.end) == (5, 8)
 
 
-def test_intents_round_trip_through_commit_metadata():
-    assert parse_intent(5, intent_metadata(8)) == Intent(start=5, end=8)
-    assert parse_intent(8, "") is None  # a finished chunk: its end was committed without metadata
-    assert parse_intent(8, intent_metadata(8)) is None
-    assert parse_intent(-1001, intent_metadata(8)) is None  # nothing committed
-    assert parse_intent(5, "something another tool wrote") is None
+def test_where_storing_resumes_round_trips_through_commit_metadata():
+    assert parse_resume(5, position_metadata(5, 8)) == Resume(5, Intent(start=5, end=8))
+    assert parse_resume(8, position_metadata(8)) == Resume(8)  # a finished chunk
+    # Open attempts keep the committed offset back: records from 3 on are read to learn them.
+    assert parse_resume(3, position_metadata(5, 8)) == Resume(5, Intent(start=5, end=8))
+    assert parse_resume(3, position_metadata(8)) == Resume(8)
+    assert parse_resume(-1001, position_metadata(8)) is None  # nothing committed
+    assert parse_resume(5, "something another tool wrote") == Resume(5)
+
+
+def test_what_older_sinks_committed_is_still_understood():
+    assert parse_resume(5, "results-sink/v1 end=8") == Resume(5, Intent(start=5, end=8))
+    assert parse_resume(8, "results-sink/v1 end=8") == Resume(8)
+    assert parse_resume(8, "") == Resume(8)

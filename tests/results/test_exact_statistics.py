@@ -47,7 +47,9 @@ async def test_traffic_per_minute_is_exact_and_empty_minutes_are_zero(stored_mix
 
     # 20 minutes from a time within a minute: 21 buckets, the first starting at that minute
     assert answer["step_s"] == 60 and len(answer["times"]) == 21
-    for metric, wanted in (("attempts", is_attempt), ("failed", lambda r: is_attempt(r) and r["outcome"] != "success"),
+    for metric, wanted in (("attempts", is_attempt),
+                           ("failed", lambda r: is_attempt(r) and r["outcome"] not in ("success", "unknown")),
+                           ("unknown", lambda r: r["outcome"] == "unknown"),
                            ("dead_lettered", lambda r: not is_attempt(r))):
         expected = expected_per_minute(records, wanted)
         for series in answer["series"]:
@@ -111,7 +113,8 @@ async def test_error_log_and_reasons(stored_mix, admin_token):
     reasons = {(r["outcome"], r["status_code"], r["reason"]): (r["attempts"], r["events"]) for r in answer["reasons"]}
     assert reasons == {
         ("http_error", 404, "HTTP 404"): (8, 4), ("http_error", 429, "HTTP 429"): (1, 1),
-        ("http_error", 500, "HTTP 500"): (3, 3), ("http_error", 503, "HTTP 503"): (3, 3),
+        ("http_error", 500, "HTTP 500"): (3, 3), ("http_error", 503, "HTTP 503"): (4, 4),
+        ("unknown", None, "unknown (test)"): (1, 1),
         ("timeout", None, "timeout (test)"): (3, 2), ("connection_error", None, "connection_error (test)"): (1, 1),
         ("dead_lettered", None, "retry schedule spent after 2 attempts: HTTP 404"): (4, 4),
         ("dead_lettered", None, "retry schedule spent after 3 attempts: connection_error (test)"): (1, 1),

@@ -49,7 +49,7 @@ def test_every_panel_query_runs_and_counts_like_the_api(ingested, base_time, cho
 
     requests = [r for r in wanted if is_attempt(r)]
     assert results["Attempts"] == [(len(requests),)]
-    assert results["Failed"] == [(sum(r["outcome"] != "success" for r in requests),)]
+    assert results["Failed"] == [(sum(r["outcome"] not in ("success", "unknown") for r in requests),)]
     assert results["Dead-lettered"] == [(len(wanted) - len(requests),)]
     per_subscription = {}
     for _, subscription, attempts in results["Attempts per subscription"]:
@@ -59,6 +59,7 @@ def test_every_panel_query_runs_and_counts_like_the_api(ingested, base_time, cho
     assert {row[0]: row[3] for row in results["Per subscription"]} == {n: r["failed"] for n, r in expected.items()}
     assert {row[0]: row[4] for row in results["Per subscription"]} == \
         {n: r["dead_lettered"] for n, r in expected.items()}
+    assert {row[0]: row[5] for row in results["Per subscription"]} == {n: r["unknown"] for n, r in expected.items()}
     assert len(results["Last requests"]) == min(10, len(requests))
     assert "dead_lettered" not in {row[5] for row in results["Last requests"]}
 

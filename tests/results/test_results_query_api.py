@@ -112,8 +112,8 @@ async def test_stats_command_prints_a_row_per_subscription(server_url, admin_tok
 
     assert result.exit_code == 0, result.output
     cells = {row[0]: row[1:] for row in _table_rows(result.output)}
-    assert cells["sub_a"][:4] == ["2", "1", "3", "20.0"]  # delivered, failed, attempts, p50 ms
-    assert cells["sub_b"][:5] == ["0", "1", "1", "15000.0", "15000.0"]
+    assert cells["sub_a"][:5] == ["2", "1", "0", "3", "20.0"]  # delivered, failed, unknown, attempts, p50 ms
+    assert cells["sub_b"][:6] == ["0", "1", "0", "1", "15000.0", "15000.0"]
 
 
 async def test_stats_command_for_one_subscription(server_url, admin_token):
@@ -132,7 +132,7 @@ def test_stats_table_shows_utc_seconds_and_dashes_for_missing_latency():
     console.print(stats_table([row]))
 
     [cells] = _table_rows(console.export_text())
-    assert cells == ["sub_x", "1234567", "0", "1234567", "-", "12.3", "2026-03-14 15:09:28Z"]
+    assert cells == ["sub_x", "1234567", "0", "0", "1234567", "-", "12.3", "2026-03-14 15:09:28Z"]  # no unknown: 0
 
 
 def _table_rows(output: str) -> list[list[str]]:

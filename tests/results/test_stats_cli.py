@@ -69,9 +69,9 @@ async def test_summary_per_subscription(stored_mix, wide_console):
     assert code == 0, text
     got = {row[0]: row for row in rows}
     for name, want in expected.items():
-        assert got[name][1:4] == [str(want["attempts"]), str(want["succeeded"]), str(want["failed"])]
-        assert got[name][5:7] == [str(want["succeeded_on_retry"]), str(want["dead_lettered"])]
-        assert got[name][7] == f"{want['p50_ms']:.1f}"
+        assert got[name][1:5] == [str(want[n]) for n in ("attempts", "succeeded", "failed", "unknown")]
+        assert got[name][6:8] == [str(want["succeeded_on_retry"]), str(want["dead_lettered"])]
+        assert got[name][8] == f"{want['p50_ms']:.1f}"
 
 
 async def test_last_attempts_and_errors_and_routing(stored_mix, wide_console):

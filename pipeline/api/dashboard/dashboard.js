@@ -141,9 +141,11 @@
   function drawCards(rows, routingTotals, backlog) {
     const attempts = sum(rows.map((row) => row.attempts));
     const failed = sum(rows.map((row) => row.failed));
+    const unknown = sum(rows.map((row) => row.unknown || 0));
     const dropped = sum(routingTotals.filter((row) => row.outcome === "dropped").map((row) => row.decisions));
     const cards = [
-      ["attempts", attempts], ["succeeded", attempts - failed], ["failed", failed],
+      ["attempts", attempts], ["succeeded", attempts - failed - unknown], ["failed", failed],
+      ["unknown outcome", unknown],
       ["error rate", attempts ? percent(failed / attempts) : "–"],
       ["retried, then delivered", sum(rows.map((row) => row.succeeded_on_retry))],
       ["events dropped by the router", dropped],
@@ -155,9 +157,9 @@
   }
 
   function drawTables(rows, attempts, errors) {
-    fillTable("table-subscriptions", ["subscription", "attempts", "succeeded", "failed", "error rate", "p50 ms", "p95 ms", "p99 ms", "statuses"],
+    fillTable("table-subscriptions", ["subscription", "attempts", "succeeded", "failed", "unknown", "error rate", "p50 ms", "p95 ms", "p99 ms", "statuses"],
       rows.map((row) => [label(row.key), row.attempts, row.succeeded, cell(row.failed, row.failed ? "num bad" : "num"),
-        percent(row.error_rate), ms(row.p50_ms), ms(row.p95_ms), ms(row.p99_ms), statuses(row.statuses)]));
+        cell(row.unknown || 0, row.unknown ? "num bad" : "num"), percent(row.error_rate), ms(row.p50_ms), ms(row.p95_ms), ms(row.p99_ms), statuses(row.statuses)]));
     fillTable("table-last", ["time", "subscription", "event", "try", "status", "outcome", "ms", "response"],
       attempts.map((a) => [clock(a.started_at), label(a.subscription_id), a.event_type, a.attempt, a.status_code ?? "–",
         cell(a.outcome, a.outcome === "success" ? "good" : "bad"), ms(a.latency_ms), cell(a.response_body || a.error || "", "body")]));
