@@ -244,6 +244,9 @@ class EndpointConsumer:
             start = [TopicPartition(p.topic, p.partition, offset if offset >= 0 else OFFSET_BEGINNING)
                      for p, (offset, _) in committed.items()]
             await self._consumer.call(self._consumer.raw.incremental_assign, start)
+            # librdkafka keeps a partition paused through an unassign and a new assign: one parked
+            # here before its shard went away and came back would never be fetched again.
+            await self._consumer.call(self._consumer.raw.resume, start)
         log.info("dispatching %d more endpoint partitions (%d in all)", len(partitions), len(self._work))
 
     def _look_again_later(self, subscription_ids: set[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -169,3 +170,19 @@ async def test_finished_offsets_are_committed_with_the_endpoint_state(settings: 
     assert offset == 5 and CommitMetadata.parse(metadata).endpoint.held_until == 4_000_000_000.0
     await consumer._commit_busy()
     assert len(client.raw.commits) == 1  # nothing new: nothing committed again
+
+
+async def test_a_partition_parked_before_its_shard_went_away_is_fetched_when_it_comes_back(settings: Settings) -> None:
+    """librdkafka keeps a partition paused through an unassign and a new assign (the stand-in too,
+    and tests/kafka/test_pausing.py checks librdkafka still does)."""
+    consumer, client, _ = consumer_for(settings)
+    partition = PartitionId(consumer.names.endpoint("sub_a"), 0)
+    await consumer._gain(["sub_a"])
+    quiet_since = time.monotonic() + 60
+    assert consumer._parking.park([partition], {partition: 0}, quiet_since) == [partition]
+    consumer._flow_changed.add(partition)
+    await consumer._apply_pauses()
+    assert partition in client.raw.paused
+    await consumer.release([partition], grace_s=0.01)
+    await consumer._gain(["sub_a"])
+    assert partition in client.raw.assigned and partition not in client.raw.paused

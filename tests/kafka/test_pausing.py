@@ -1,0 +1,53 @@
+"""What the dispatcher relies on librdkafka doing when it pauses partitions (pipeline/dispatcher/consumer.py)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from pipeline.config import Settings
+from pipeline.kafka.admin import TopicSpec, admin_client, delete_topics_with_prefix, ensure_topics
+from tests.polling import wait_until
+
+
+@pytest.mark.integration
+def test_a_paused_partition_stays_paused_through_an_unassign_and_a_new_assign(settings: Settings) -> None:
+    topic = f"{settings.topic_prefix}pausing-{uuid.uuid4().hex[:6]}"
+    ensure_topics(admin_client(settings.kafka_bootstrap_servers), [TopicSpec(name=topic, partitions=1)])
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": topic,
+                         "enable.auto.commit": False, "fetch.wait.max.ms": 50})
+    try:
+        producer.produce(topic, b"first")
+        producer.flush(10)
+        consumer.incremental_assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        assert _next_value(consumer, 10) == b"first"
+        consumer.pause([TopicPartition(topic, 0)])
+        consumer.incremental_unassign([TopicPartition(topic, 0)])
+        producer.produce(topic, b"second")
+        producer.flush(10)
+        consumer.incremental_assign([TopicPartition(topic, 0, 1)])
+        assert _next_value(consumer, 2) is None  # still paused: the dispatcher resumes what it assigns
+        consumer.resume([TopicPartition(topic, 0)])
+        assert _next_value(consumer, 10) == b"second"
+    finally:
+        consumer.close()
+        delete_topics_with_prefix(settings.kafka_bootstrap_servers, topic)
+
+
+def _next_value(consumer: Consumer, timeout_s: float) -> bytes | None:
+    found: list[bytes] = []
+
+    def arrived() -> bool:
+        message = consumer.poll(0.2)
+        if message is not None and message.error() is None:
+            found.append(message.value())
+        return bool(found)
+
+    try:
+        wait_until(arrived, timeout_s=timeout_s, interval_s=0, what="a message")
+    except AssertionError:
+        return None
+    return found[0]
