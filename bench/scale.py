@@ -218,10 +218,20 @@ def kill_one_dispatcher(settings: Settings, env: dict, logs: Path, stages: list,
     ticker.join()
     publisher.flush()
     expected = ticker.sent
-    _wait(lambda: all(len([d for d in deliveries if "seq" in d[2]]) >= expected
-                      for path, deliveries in receipts.by_path().items() if path in {f"/e/{n}" for n in sample}),
-          120, "every sampled event delivered", 2.0)
+    try:
+        _wait(lambda: not _missing_ticks(receipts, sample, expected), 120, "every sampled event delivered", 2.0)
+    except TimeoutError:
+        missing = _missing_ticks(receipts, sample, expected)
+        console.print(f"{len(missing)} sampled endpoints miss events: {dict(list(missing.items())[:10])}")
+        raise
     return sampled_gaps(receipts.by_path(), sample, killed_at, time.time(), expected)
+
+
+def _missing_ticks(receipts: Receipts, sample: list[int], expected: int) -> dict[int, list[int]]:
+    """The tick numbers each sampled endpoint has not received yet."""
+    found = receipts.by_path()
+    return {n: missing for n in sample
+            if (missing := sorted(set(range(expected)) - {d["seq"] for _, _, d in found.get(f"/e/{n}", []) if "seq" in d}))}
 
 
 def _settle(*logs: Path, quiet_s: float = 5.0) -> None:
