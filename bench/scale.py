@@ -223,6 +223,12 @@ def kill_one_dispatcher(settings: Settings, env: dict, logs: Path, stages: list,
     except TimeoutError:
         missing = _missing_ticks(receipts, sample, expected)
         console.print(f"{len(missing)} sampled endpoints miss events: {dict(list(missing.items())[:10])}")
+        ids = {n: wave["ids"][n] for wave in waves for n in missing if n in wave["ids"]}
+        api = f"http://127.0.0.1:{settings.api_port}"
+        for n, subscription_id in list(ids.items())[:5]:
+            backlog = httpx.get(f"{api}/v1/subscriptions/{subscription_id}/backlog", timeout=30,
+                                headers={"Authorization": f"Bearer {TOKEN}"}).text
+            console.print(f"endpoint {n} ({subscription_id}): backlog {backlog}")
         raise
     return sampled_gaps(receipts.by_path(), sample, killed_at, time.time(), expected)
 
