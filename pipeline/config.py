@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     )
     clickhouse_database: str = "webhooks"
     results_retention_days: int = Field(90, ge=1, description="Attempts and routing decisions are kept this long.")
+    backlog_horizon_days: float | None = Field(
+        None, gt=0, description="How long endpoint, delay and dead-letter topics keep a record: what is still "
+                                "undelivered after this long is deleted (and reported as lost). None keeps it until "
+                                "it is delivered or redriven (Kafka's time retention off).")
 
     secrets_key: SecretStr | None = Field(
         None, description="Fernet key sealing subscription secrets at rest; a local key file when unset.")

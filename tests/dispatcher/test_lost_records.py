@@ -1,0 +1,124 @@
+"""Records deleted before the dispatcher consumed them are reported, never skipped in silence;
+the topics that hold what is not delivered yet keep it (time retention off) unless a horizon is set."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import ConfigResource, ResourceType
+
+from pipeline.codec import codec
+from pipeline.config import Settings
+from pipeline.dispatcher.consumer import EndpointConsumer
+from pipeline.dispatcher.outbox import Outbox
+from pipeline.dispatcher.records import PartitionId
+from pipeline.kafka import lost
+from pipeline.kafka.admin import RETRY_TIERS_S, admin_client, core_topics, endpoint_topic, ensure_topics
+from pipeline.kafka.lost import LOST_EVENT, LostRange, lost_ranges
+from pipeline.kafka.retention import backlog_config
+from pipeline.topics import TopicNames
+from tests.dispatcher.test_consumer import StubDeliverer, StubDirectory
+from tests.polling import wait_until
+
+
+def test_a_committed_offset_before_the_log_start_loses_the_offsets_up_to_it() -> None:
+    committed = {("t", 0): 3, ("t", 1): 9, ("t", 2): -1001, ("u", 0): 5}
+    starts = {("t", 0): 7, ("t", 1): 4, ("t", 2): 50}
+
+    assert lost_ranges(committed, starts) == [LostRange(topic="t", partition=0, first_offset=3, last_offset=6)]
+    assert lost_ranges(committed, starts)[0].count == 4
+
+
+def test_the_backlog_is_kept_unless_a_horizon_is_set(settings: Settings) -> None:
+    assert backlog_config(settings) == {"retention.ms": "-1"}
+    assert backlog_config(settings.model_copy(update={"backlog_horizon_days": 2})) == {"retention.ms": "172800000"}
+    names = TopicNames.from_settings(settings)
+    kept = {spec.name for spec in core_topics(settings) if spec.config.get("retention.ms") == "-1"}
+    assert kept == {names.dead_letters, *(names.retry_tier(tier) for tier in RETRY_TIERS_S)}
+    assert endpoint_topic(settings, "sub_a").config == {"retention.ms": "-1"}
+
+
+@pytest.mark.integration
+def test_an_existing_topic_gets_the_backlog_retention_when_ensured_again(settings: Settings) -> None:
+    admin = admin_client(settings.kafka_bootstrap_servers)
+    spec = endpoint_topic(settings, "sub_old")
+    ensure_topics(admin, [spec.__class__(name=spec.name, partitions=1)])  # made before retention was declared
+    assert _retention(admin, spec.name) != "-1"
+
+    ensure_topics(admin, [spec])
+
+    assert _retention(admin, spec.name) == "-1"
+
+
+@pytest.mark.integration
+async def test_records_deleted_before_the_committed_offset_are_reported_and_the_rest_delivered(
+        settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    admin = admin_client(settings.kafka_bootstrap_servers)
+    spec = endpoint_topic(settings, "sub_lossy")
+    ensure_topics(admin, [spec])
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    for offset in range(10):
+        producer.produce(spec.name, key=b"k", value=f"task {offset}".encode())
+    producer.flush(10)
+    wait_until(lambda: _commit(settings, TopicPartition(spec.name, 0, 3)), what="the commit")
+    for future in admin.delete_records([TopicPartition(spec.name, 0, 7)], request_timeout=10).values():
+        future.result()
+    found: list[tuple[LostRange, str]] = []
+    lost.add_loss_listener(lambda lost_range, consumer: found.append((lost_range, consumer)))
+    deliverer = StubDeliverer()
+    deliverer.release.set()
+    consumer = EndpointConsumer(settings, deliverer, Outbox(settings))  # type: ignore[arg-type]
+    consumer.directory = StubDirectory(consumer.names)  # type: ignore[assignment]
+    try:
+        with caplog.at_level(logging.WARNING, logger="pipeline.kafka.lost"):
+            await consumer._gain(["sub_lossy"])
+        while len(deliverer.delivered) < 3:
+            consumer._submit(await consumer._consumer.take(100, 0.2))
+    finally:
+        lost._listeners.clear()
+        await consumer._consumer.close()
+
+    assert found == [(LostRange(topic=spec.name, partition=0, first_offset=3, last_offset=6), "dispatcher")]
+    assert f"dispatcher lost 4 records of {spec.name}[0], offsets 3 to 6" in caplog.text
+    assert sorted(deliverer.delivered) == [7, 8, 9]
+    assert consumer._work[PartitionId(spec.name, 0)].committable() == 10
+    event = wait_until(lambda: _operator_event(settings), what="the operator event")
+    assert event["first_offset"] == 3 and event["last_offset"] == 6 and event["count"] == 4
+
+
+def _commit(settings: Settings, offset: TopicPartition) -> bool:
+    """As the dispatcher commits: in its group, without joining it (the coordinator may still be starting)."""
+    group = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": f"{settings.topic_prefix}dispatcher"})
+    try:
+        group.commit(offsets=[offset], asynchronous=False)
+        return True
+    except KafkaException:
+        return False
+    finally:
+        group.close()
+
+
+def _retention(admin, topic: str) -> str:  # type: ignore[no-untyped-def]
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    return admin.describe_configs([resource])[resource].result()["retention.ms"].value
+
+
+def _operator_event(settings: Settings) -> dict | None:  # type: ignore[type-arg]
+    import json
+
+    reader = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "lost-event-reader",
+                       "enable.auto.commit": False})
+    topic = TopicNames.from_settings(settings).events
+    partitions = admin_client(settings.kafka_bootstrap_servers).list_topics(topic).topics[topic].partitions
+    reader.assign([TopicPartition(topic, p, 0) for p in partitions])
+    try:
+        for message in reader.consume(100, 2.0):
+            if message.error() is None:
+                event = codec("event").decode(message.value())
+                if event["type"] == LOST_EVENT:
+                    return json.loads(event["data"])
+    finally:
+        reader.close()
+    return None
