@@ -3,6 +3,7 @@ the topics that hold what is not delivered yet keep it (time retention off) unle
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -14,13 +15,14 @@ from pipeline.config import Settings
 from pipeline.dispatcher.consumer import EndpointConsumer
 from pipeline.dispatcher.outbox import Outbox
 from pipeline.dispatcher.records import PartitionId
+from pipeline.dispatcher.relay import RetryRelay
 from pipeline.kafka import lost
 from pipeline.kafka.admin import RETRY_TIERS_S, admin_client, core_topics, endpoint_topic, ensure_topics
 from pipeline.kafka.lost import LOST_EVENT, LostRange, lost_ranges
 from pipeline.kafka.retention import backlog_config
 from pipeline.topics import TopicNames
 from tests.dispatcher.test_consumer import StubDeliverer, StubDirectory
-from tests.polling import wait_until
+from tests.polling import until, wait_until
 
 
 def test_a_committed_offset_before_the_log_start_loses_the_offsets_up_to_it() -> None:
@@ -49,7 +51,8 @@ def test_an_existing_topic_gets_the_backlog_retention_when_ensured_again(setting
 
     ensure_topics(admin, [spec])
 
-    assert _retention(admin, spec.name) == "-1"
+    # The broker answers describes from its copy of the metadata, a moment behind the controller.
+    wait_until(lambda: _retention(admin, spec.name) == "-1", timeout_s=10, what="the retention kept")
 
 
 @pytest.mark.integration
@@ -88,9 +91,10 @@ async def test_records_deleted_before_the_committed_offset_are_reported_and_the_
     assert event["first_offset"] == 3 and event["last_offset"] == 6 and event["count"] == 4
 
 
-def _commit(settings: Settings, offset: TopicPartition) -> bool:
+def _commit(settings: Settings, offset: TopicPartition, group_id: str = "") -> bool:
     """As the dispatcher commits: in its group, without joining it (the coordinator may still be starting)."""
-    group = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": f"{settings.topic_prefix}dispatcher"})
+    group = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers,
+                      "group.id": group_id or f"{settings.topic_prefix}dispatcher"})
     try:
         group.commit(offsets=[offset], asynchronous=False)
         return True
@@ -122,3 +126,33 @@ def _operator_event(settings: Settings) -> dict | None:  # type: ignore[type-arg
     finally:
         reader.close()
     return None
+
+
+@pytest.mark.integration
+async def test_retries_deleted_before_the_relay_passed_them_on_are_reported(settings: Settings) -> None:
+    names = TopicNames.from_settings(settings)
+    tier = names.retry_tier(1)
+    source = endpoint_topic(settings, "sub_relayed")
+    admin = admin_client(settings.kafka_bootstrap_servers)
+    ensure_topics(admin, [source])
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    for _ in range(5):
+        producer.produce(tier, partition=0, key=b"k", value=b"task",
+                         headers=[("source", source.name.encode()), ("attempt", b"2"), ("due-at", b"0")])
+    producer.flush(10)
+    wait_until(lambda: _commit(settings, TopicPartition(tier, 0, 2), group_id=f"{settings.topic_prefix}retry-relay"),
+               what="the commit")
+    for future in admin.delete_records([TopicPartition(tier, 0, 4)], request_timeout=10).values():
+        future.result()
+    found: list[tuple[LostRange, str]] = []
+    lost.add_loss_listener(lambda lost_range, consumer: found.append((lost_range, consumer)))
+    stopping = asyncio.Event()
+    relay = asyncio.create_task(RetryRelay(settings, Outbox(settings)).run(stopping))
+    try:
+        await until(lambda: found, timeout_s=30)
+    finally:
+        stopping.set()
+        await relay
+        lost._listeners.clear()
+
+    assert found == [(LostRange(topic=tier, partition=0, first_offset=2, last_offset=3), "retry-relay")]
