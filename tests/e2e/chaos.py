@@ -66,11 +66,12 @@ class RecordingEndpoint:
             return len({d.event_id for d in self.successes})
 
 
-def subscribe(settings: Settings, base_url: str, **fields: object) -> Subscription:
-    """The subscription under test, to the chaos events; the warm-up event has one of its own,
-    so that ClickHouse's counts for this one are of the stream alone."""
+def subscribe(settings: Settings, base_url: str, *, warm_up: bool = True, **fields: object) -> Subscription:
+    """The subscription under test, to the chaos events; the warm-up event (SteadyStream.start)
+    has one of its own, so that ClickHouse's counts for this one are of the stream alone."""
     commands = SubscriptionCommands(SubscriptionWriter(settings), lambda _: None)
-    commands.create({"name": "warm-up", "url": f"{base_url}/warm-up", "event_types": [WARM_UP]})
+    if warm_up:
+        commands.create({"name": "warm-up", "url": f"{base_url}/warm-up", "event_types": [WARM_UP]})
     return commands.create({"name": "chaos", "url": f"{base_url}/chaos", "event_types": [EVENT], **fields})
 
 
