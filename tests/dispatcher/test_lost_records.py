@@ -18,7 +18,7 @@ from pipeline.dispatcher.records import PartitionId
 from pipeline.dispatcher.relay import RetryRelay
 from pipeline.kafka import lost
 from pipeline.kafka.admin import RETRY_TIERS_S, admin_client, core_topics, endpoint_topic, ensure_topics
-from pipeline.kafka.lost import LOST_EVENT, LostRange, lost_ranges
+from pipeline.kafka.lost import LOST_EVENT, LostRange, group_losses, lost_ranges
 from pipeline.kafka.retention import backlog_config
 from pipeline.topics import TopicNames
 from tests.dispatcher.test_consumer import StubDeliverer, StubDirectory
@@ -156,3 +156,22 @@ async def test_retries_deleted_before_the_relay_passed_them_on_are_reported(sett
         lost._listeners.clear()
 
     assert found == [(LostRange(topic=tier, partition=0, first_offset=2, last_offset=3), "retry-relay")]
+
+
+@pytest.mark.integration
+def test_a_group_about_to_resume_past_deleted_records_is_told_the_range(settings: Settings) -> None:
+    """What the router and the results service look at as they start."""
+    names = TopicNames.from_settings(settings)
+    admin = admin_client(settings.kafka_bootstrap_servers)
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    for _ in range(6):
+        producer.produce(names.routing, partition=1, value=b"row")
+    producer.flush(10)
+    group_id = f"{settings.topic_prefix}results-sink"
+    wait_until(lambda: _commit(settings, TopicPartition(names.routing, 1, 2), group_id=group_id), what="the commit")
+    for future in admin.delete_records([TopicPartition(names.routing, 1, 5)], request_timeout=10).values():
+        future.result()
+
+    assert group_losses(admin, group_id, [names.results, names.routing]) == [
+        LostRange(topic=names.routing, partition=1, first_offset=2, last_offset=4)]
+    assert group_losses(admin, f"{settings.topic_prefix}nobody", [names.routing]) == []
