@@ -22,8 +22,7 @@ from pipeline.kafka.admin import admin_client, core_topics, ensure_topics
 from pipeline.metrics.results import ResultsMetrics
 from pipeline.results.lag_gauges import measure_sink_lag
 from pipeline.results.query_api import bound_port, start_query_server
-from pipeline.kafka.lost import LossReporter, group_losses
-from pipeline.results.sink import ResultsSink, RetryPolicy, results_group_id, retry_delays
+from pipeline.results.sink import ResultsSink, RetryPolicy, retry_delays
 from pipeline.results.store import AsyncResultsStore, ResultsStore, redacted_dsn
 from pipeline.tokens import load_tokens
 from pipeline.topics import TopicNames
@@ -42,7 +41,6 @@ async def run(settings: Settings, stop: asyncio.Event | None = None, *, retry: R
     """Runs until stop is set, or until the sink fails (then raises, for a supervisor to restart)."""
     stop = stop or asyncio.Event()
     await asyncio.to_thread(_ensure_topics, settings)
-    await asyncio.to_thread(_report_lost_results, settings)
     store = AsyncResultsStore(results_store(settings))
     try:
         if store.store.embedded:
@@ -106,15 +104,6 @@ def _ensure_topics(settings: Settings) -> None:
     names = TopicNames.from_settings(settings)
     specs = [spec for spec in core_topics(settings) if spec.name in (names.results, names.routing)]
     ensure_topics(admin_client(settings.kafka_bootstrap_servers), specs)
-
-
-def _report_lost_results(settings: Settings) -> None:
-    """Attempts and routing decisions Kafka deleted before the sink stored them (the service was
-    down past the topics' retention): the sink would start past them without a word."""
-    names = TopicNames.from_settings(settings)
-    admin = admin_client(settings.kafka_bootstrap_servers)
-    LossReporter(settings, "results-sink").report(group_losses(admin, results_group_id(settings),
-                                                               [names.results, names.routing]))
 
 
 async def _run_until_signalled(settings: Settings) -> None:

@@ -160,7 +160,7 @@ async def test_retries_deleted_before_the_relay_passed_them_on_are_reported(sett
 
 @pytest.mark.integration
 def test_a_group_about_to_resume_past_deleted_records_is_told_the_range(settings: Settings) -> None:
-    """What the router and the results service look at as they start."""
+    """What the router looks at as it starts."""
     names = TopicNames.from_settings(settings)
     admin = admin_client(settings.kafka_bootstrap_servers)
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers})

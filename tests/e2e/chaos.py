@@ -8,6 +8,7 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import httpx
@@ -128,12 +129,13 @@ def assert_delivered_in_order(successes: list[Delivered], events: int, *, duplic
     return duplicates
 
 
-def distinct_delivered(settings: Settings, subscription_id: str) -> int:
-    """Events ClickHouse counts as delivered to the subscription, as the results service answers."""
+def clickhouse_stats(settings: Settings, subscription_id: str) -> dict[str, Any]:
+    """The subscription's row of `/v1/stats` (`delivered`: successful attempts, duplicates
+    included; `attempts`: every HTTP attempt), or an empty one before any is stored."""
     response = httpx.get(f"http://127.0.0.1:{settings.results_port}/v1/stats",
                          params={"subscription_id": subscription_id}, timeout=10, headers=results_auth(settings))
     rows = response.json()["subscriptions"]
-    return rows[0]["delivered"] if rows else 0
+    return rows[0] if rows else {"delivered": 0, "attempts": 0}
 
 
 def log_of(logs: Path, stage: str) -> str:
