@@ -88,6 +88,7 @@ class EndpointConsumer:
         self._assignment_lock = asyncio.Lock()
         self.directory: EndpointDirectory | None = None
         self._losses = LossReporter(settings, "dispatcher", tenant_of=self._tenant_of)
+        self._aligned: set[str] = set()  # endpoint topics whose retention was looked at
 
     async def run(self, stopping: asyncio.Event) -> None:
         shards = await self._partition_count(self.names.dispatcher_shards)
@@ -273,8 +274,10 @@ class EndpointConsumer:
     async def _past_losses(self, committed: dict[PartitionId, tuple[int, str]]) -> dict[PartitionId, int]:
         """Partitions whose committed offset Kafka deleted: the loss reported, where each starts
         instead (its log start). Their topics also get the backlog's retention, if made before it."""
-        topics = {p.topic for p in committed}
-        await asyncio.to_thread(align_configs, self._admin, dict.fromkeys(topics, backlog_config(self.settings)))
+        topics = {p.topic for p in committed} - self._aligned
+        if topics:
+            await asyncio.to_thread(align_configs, self._admin, dict.fromkeys(topics, backlog_config(self.settings)))
+            self._aligned |= topics
         offsets = {(p.topic, p.partition): offset for p, (offset, _) in committed.items() if offset >= 0}
         if not offsets:
             return {}
