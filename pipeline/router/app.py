@@ -35,6 +35,7 @@ from pipeline.kafka.lost import LossReporter, group_losses
 from pipeline.kafka.position import Position
 from pipeline.kafka.wakeups import Doorbells
 from pipeline.kafka.writer import KafkaWriter, record_size
+from pipeline.metrics.lost import count_lost_records
 from pipeline.metrics.router import RouterMetrics
 from pipeline.metrics.server import serve_metrics
 from pipeline.models import Event, encode_tasks, utcnow
@@ -84,6 +85,7 @@ def create_app(settings: Settings) -> faust.App:
     app.sensors.add(FlushBeforeCommit(output))
     registry = CollectorRegistry()
     router = EventRouter(output, table, names, RouterMetrics(registry))
+    count_lost_records(registry)
 
     @app.task
     async def report_lost_events() -> None:

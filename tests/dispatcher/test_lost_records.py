@@ -7,6 +7,7 @@ import asyncio
 import logging
 
 import pytest
+from prometheus_client import CollectorRegistry
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import ConfigResource, ResourceType
 
@@ -18,8 +19,9 @@ from pipeline.dispatcher.records import PartitionId
 from pipeline.dispatcher.relay import RetryRelay
 from pipeline.kafka import lost
 from pipeline.kafka.admin import RETRY_TIERS_S, admin_client, core_topics, endpoint_topic, ensure_topics
-from pipeline.kafka.lost import LOST_EVENT, LostRange, group_losses, lost_ranges
+from pipeline.kafka.lost import LOST_EVENT, LossReporter, LostRange, group_losses, lost_ranges
 from pipeline.kafka.retention import backlog_config
+from pipeline.metrics.lost import count_lost_records
 from pipeline.topics import TopicNames
 from tests.dispatcher.test_consumer import StubDeliverer, StubDirectory
 from tests.polling import until, wait_until
@@ -175,3 +177,15 @@ def test_a_group_about_to_resume_past_deleted_records_is_told_the_range(settings
     assert group_losses(admin, group_id, [names.results, names.routing]) == [
         LostRange(topic=names.routing, partition=1, first_offset=2, last_offset=4)]
     assert group_losses(admin, f"{settings.topic_prefix}nobody", [names.routing]) == []
+
+
+@pytest.mark.integration
+def test_a_stage_counts_what_its_consumers_lost(settings: Settings) -> None:
+    registry = CollectorRegistry()
+    count_lost_records(registry)
+    try:
+        LossReporter(settings, "retry-relay").report([LostRange(topic="t", partition=0, first_offset=3, last_offset=6)])
+    finally:
+        lost._listeners.clear()
+
+    assert registry.get_sample_value("webhook_records_lost_total", {"consumer": "retry-relay"}) == 4
