@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     results_outcome_grace_s: float = Field(
         60.0, gt=0, description="An attempt's intent with no outcome this long past its request's timeout is stored as "
                                 "outcome unknown (its dispatcher died during the request).")
+    backlog_horizon_days: float | None = Field(
+        None, gt=0, description="How long endpoint, delay and dead-letter topics keep a record: what is still "
+                                "undelivered after this long is deleted (and reported as lost). None keeps it until "
+                                "it is delivered or redriven (Kafka's time retention off).")
 
     secrets_key: SecretStr | None = Field(
         None, description="Fernet key sealing subscription secrets at rest; a local key file when unset.")

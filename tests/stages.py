@@ -13,16 +13,23 @@ from pipeline.config import Settings
 from tests.conftest import stage_env
 
 
+def start_stage(settings: Settings, name: str, log_dir: Path) -> subprocess.Popen[bytes]:
+    """One stage's process; its output is added to the stage's log (a restarted stage's too)."""
+    module = name.split("#")[0]  # "pipeline.dispatcher#2": a second process of the same stage
+    with (log_dir / f"{name}.log").open("ab") as output:
+        return subprocess.Popen([sys.executable, "-m", module], env=stage_env(settings),
+                                stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
 @contextmanager
 def running_stages(settings: Settings, modules: list[str], log_dir: Path) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+    """The stages' processes by name; a test that restarts one puts the new process in its place,
+    and it is stopped at the end like the others."""
     log_dir.mkdir(parents=True, exist_ok=True)
     processes: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name in modules:
-            module = name.split("#")[0]  # "pipeline.dispatcher#2": a second process of the same stage
-            output = (log_dir / f"{name}.log").open("wb")
-            processes[name] = subprocess.Popen([sys.executable, "-m", module], env=stage_env(settings),
-                                                 stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            processes[name] = start_stage(settings, name, log_dir)
         yield processes
     finally:
         for process in processes.values():

@@ -20,6 +20,7 @@ from pipeline.dispatcher.outbox import Outbox
 from pipeline.dispatcher.relay import RetryRelay
 from pipeline.dispatcher.retry import RetrySchedule
 from pipeline.metrics.dispatcher import DispatcherMetrics
+from pipeline.metrics.lost import count_lost_records
 from pipeline.metrics.server import serve_metrics
 from pipeline.subscriptions.backlog import BacklogReader
 from pipeline.subscriptions.table import SubscriptionTable
@@ -43,6 +44,7 @@ async def run(settings: Settings) -> None:
                             max_request_bytes=settings.max_request_bytes)
     registry = CollectorRegistry()
     metrics = DispatcherMetrics(registry)
+    count_lost_records(registry)
     deliverer = Deliverer(table=table, transport=transport, outbox=outbox, policy=policy,
                           disabler=Disabler(settings, table), metrics=metrics)
     serve_metrics(registry, settings.dispatcher_metrics_port, "dispatcher")

@@ -36,6 +36,8 @@ from pipeline.dispatcher.records import PartitionId, TaskRecord
 from pipeline.dispatcher.shards import ShardMembership
 from pipeline.errors import ServiceError
 from pipeline.kafka.admin import admin_client
+from pipeline.kafka.lost import LossReporter, log_starts, lost_ranges
+from pipeline.kafka.retention import align_configs, backlog_config
 from pipeline.kafka.threaded import ThreadedConsumer
 from pipeline.subscriptions.backlog import dispatcher_group
 from pipeline.topics import TopicNames
@@ -85,6 +87,8 @@ class EndpointConsumer:
         self._missing: dict[str, int] = {}  # subscription id: how often its topic was not found
         self._assignment_lock = asyncio.Lock()
         self.directory: EndpointDirectory | None = None
+        self._losses = LossReporter(settings, "dispatcher", tenant_of=self._tenant_of)
+        self._aligned: set[str] = set()  # endpoint topics whose retention was looked at
 
     async def run(self, stopping: asyncio.Event) -> None:
         shards = await self._partition_count(self.names.dispatcher_shards)
@@ -232,16 +236,18 @@ class EndpointConsumer:
             if not partitions:
                 return
             committed = await self._read_committed(partitions)
+            starts = await self._past_losses(committed)
             now = time.monotonic()
             for partition, (offset, metadata) in committed.items():
                 subscription_id = self.names.subscription_of(partition.topic)
-                self._work[partition] = PartitionWork(self.deliverer.deliver, start_offset=offset,
+                start_offset = starts.get(partition, offset)
+                self._work[partition] = PartitionWork(self.deliverer.deliver, start_offset=start_offset,
                                                       policy=lambda s=subscription_id: self.deliverer.lane_policy(s))
                 self._owned.setdefault(subscription_id, []).append(partition)
-                self._parking.started(partition, max(offset, 0), now)
+                self._parking.started(partition, max(start_offset, 0), now)
                 if offset >= 0:
                     self._committer.knows(partition, offset, metadata)
-            start = [TopicPartition(p.topic, p.partition, offset if offset >= 0 else OFFSET_BEGINNING)
+            start = [TopicPartition(p.topic, p.partition, starts.get(p, offset) if offset >= 0 else OFFSET_BEGINNING)
                      for p, (offset, _) in committed.items()]
             await self._consumer.call(self._consumer.raw.incremental_assign, start)
             # librdkafka keeps a partition paused through an unassign and a new assign: one parked
@@ -272,6 +278,25 @@ class EndpointConsumer:
         for subscription_id, state in endpoint_states(entries, self.names.subscription_of).items():
             self.deliverer.learn_endpoint_state(subscription_id, state)
         return committed
+
+    async def _past_losses(self, committed: dict[PartitionId, tuple[int, str]]) -> dict[PartitionId, int]:
+        """Partitions whose committed offset Kafka deleted: the loss reported, where each starts
+        instead (its log start). Their topics also get the backlog's retention, if made before it."""
+        topics = {p.topic for p in committed} - self._aligned
+        if topics:
+            await asyncio.to_thread(align_configs, self._admin, dict.fromkeys(topics, backlog_config(self.settings)))
+            self._aligned |= topics
+        offsets = {(p.topic, p.partition): offset for p, (offset, _) in committed.items() if offset >= 0}
+        if not offsets:
+            return {}
+        lost = lost_ranges(offsets, await asyncio.to_thread(log_starts, self._admin, offsets))
+        if lost:
+            await asyncio.to_thread(self._losses.report, lost)
+        return {PartitionId(r.topic, r.partition): r.last_offset + 1 for r in lost}
+
+    def _tenant_of(self, topic: str) -> str:
+        subscription = self.deliverer.table.get(self.names.subscription_of(topic))
+        return subscription.tenant if subscription is not None else ""
 
     async def _committed_offsets(self, partitions: list[PartitionId]) -> dict[PartitionId, tuple[int, str]]:
         asked = [TopicPartition(p.topic, p.partition) for p in partitions]

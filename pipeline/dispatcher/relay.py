@@ -15,12 +15,13 @@ import asyncio
 import logging
 import time
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from pipeline.config import Settings
 from pipeline.dispatcher.outbox import Outbox
 from pipeline.kafka.admin import RETRY_TIERS_S
+from pipeline.kafka.lost import LossReporter, lost_ranges
 from pipeline.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -34,12 +35,13 @@ class RetryRelay:
         # thousand endpoint topics) to match it, again and again.
         self.topics = [self.names.retry_tier(tier) for tier in RETRY_TIERS_S]
         self._resume_at: dict[TopicPartition, float] = {}
+        self._losses = LossReporter(settings, "retry-relay")
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers, group_id=f"{settings.topic_prefix}retry-relay",
             enable_auto_commit=False, auto_offset_reset="earliest", metadata_max_age_ms=30_000)
 
     async def run(self, stopping: asyncio.Event) -> None:
-        self._consumer.subscribe(self.topics)
+        self._consumer.subscribe(self.topics, listener=_LossCheck(self))
         await self._consumer.start()
         try:
             while not stopping.is_set():
@@ -90,3 +92,28 @@ class RetryRelay:
                 del self._resume_at[partition]
                 if partition in self._consumer.assignment():
                     self._consumer.resume(partition)
+
+    async def report_losses(self, assigned: set[TopicPartition]) -> None:
+        """Retries Kafka deleted before the relay passed them on (a backlog horizon shorter than a
+        wait, or records deleted by hand): reported, since the consumer goes on from the log start."""
+        try:
+            committed = {(tp.topic, tp.partition): offset for tp in assigned
+                         if (offset := await self._consumer.committed(tp)) is not None}
+            starts = await self._consumer.beginning_offsets(list(assigned))
+        except KafkaError as exc:
+            log.warning("could not check the relay's partitions for lost retries: %s", exc)
+            return
+        lost = lost_ranges(committed, {(tp.topic, tp.partition): offset for tp, offset in starts.items()})
+        if lost:
+            await asyncio.to_thread(self._losses.report, lost)
+
+
+class _LossCheck(ConsumerRebalanceListener):
+    def __init__(self, relay: RetryRelay):
+        self.relay = relay
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        pass
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.relay.report_losses(assigned)

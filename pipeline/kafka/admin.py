@@ -16,6 +16,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from pipeline.config import Settings
 from pipeline.errors import ServiceError
 from pipeline.kafka.clients import LIBRDKAFKA_LOG
+from pipeline.kafka.retention import align_configs, backlog_config
 from pipeline.topics import TopicNames
 
 
@@ -60,8 +61,10 @@ def wait_for_broker(bootstrap_servers: str, timeout_s: float = 60.0) -> None:
 
 
 def ensure_topics(admin: AdminClient, specs: list[TopicSpec], timeout_s: float = 30.0) -> None:
-    """Creates the topics that do not exist yet; existing ones are left as they are."""
+    """Creates the topics that do not exist yet; existing ones get the configs their specs name
+    (their partitions are left as they are)."""
     existing = set(admin.list_topics(timeout=timeout_s).topics)
+    align_configs(admin, {spec.name: spec.config for spec in specs if spec.name in existing})
     wanted = [
         NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=1, config=spec.config)
         for spec in specs
@@ -125,6 +128,7 @@ def retry_tier(remaining_s: float) -> int | None:
 
 def core_topics(settings: Settings) -> list[TopicSpec]:
     names = TopicNames.from_settings(settings)
+    backlog = backlog_config(settings)  # what is not delivered yet must not expire on a default schedule
     return [
         TopicSpec(name=names.events, partitions=settings.events_partitions),
         # A change that lost a race is ignored by every reader, and its writer rewrites the winner
@@ -137,18 +141,19 @@ def core_topics(settings: Settings) -> list[TopicSpec]:
         ),
         TopicSpec(name=names.results, partitions=settings.results_partitions),
         TopicSpec(name=names.routing, partitions=settings.results_partitions),
-        TopicSpec(name=names.dead_letters, partitions=1),
+        TopicSpec(name=names.dead_letters, partitions=1, config=backlog),
         TopicSpec(name=names.dispatcher_shards, partitions=settings.dispatcher_shards),
         # Every dispatcher reads every doorbell, so a few partitions; a doorbell matters for seconds.
         TopicSpec(name=names.dispatcher_wakeups, partitions=WAKEUP_PARTITIONS, config={"retention.ms": "3600000"}),
-        *(TopicSpec(name=names.retry_tier(tier), partitions=settings.results_partitions) for tier in RETRY_TIERS_S),
+        *(TopicSpec(name=names.retry_tier(tier), partitions=settings.results_partitions, config=backlog)
+          for tier in RETRY_TIERS_S),
     ]
 
 
 def endpoint_topic(settings: Settings, subscription_id: str, partitions: int | None = None) -> TopicSpec:
     """partitions: the subscription's own choice, or the setting's default."""
     name = TopicNames.from_settings(settings).endpoint(subscription_id)
-    return TopicSpec(name=name, partitions=partitions or settings.endpoint_partitions)
+    return TopicSpec(name=name, partitions=partitions or settings.endpoint_partitions, config=backlog_config(settings))
 
 
 def ensure_core_topics(settings: Settings) -> None:

@@ -1,17 +1,22 @@
 """Writes to Kafka that a stage must see acknowledged before it commits what caused them.
 
 `write()` queues without waiting; `flush()` waits for everything queued and raises if any write
-so far was not acknowledged. A failed write makes every later flush fail too: the input it
-belonged to may be finished already, so nothing may be committed past it again; the process
-stops, and Kafka redelivers from the last commit. A write Kafka would refuse at once (a record
-over `max_record_bytes`) fails the same way, so callers ask `fits()` first and decide what to
-write instead.
+so far was refused. A broker away is waited out, however long: librdkafka retries each write
+until it is acknowledged (`message.timeout.ms` 0, no time limit; idempotence keeps the retries
+from writing twice or out of order), `flush()` waits with it and nothing is committed
+meanwhile, so a stage carries on where it was once the broker is back; one WARNING line says
+when the waiting began, one INFO line when it ended. A write refused for good makes every later
+flush fail: the input it belonged to may be finished already, so nothing may be committed past
+it again; the process stops, and Kafka redelivers from the last commit. A write Kafka would
+refuse at once (a record over `max_record_bytes`) fails the same way, so callers ask `fits()`
+first and decide what to write instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message
@@ -21,7 +26,8 @@ from pipeline.errors import ServiceError
 from pipeline.kafka.clients import reliable_producer
 
 log = logging.getLogger(__name__)
-FLUSH_TIMEOUT_S = 30.0
+# How long a flush waits before it says it is waiting for the broker (and between its looks).
+PATIENCE_S = 5.0
 Headers = list[tuple[str, bytes]] | None
 # librdkafka counts a record as key + value + headers + a fixed overhead (36 bytes, and about 3
 # per header, measured): these round up, so a record that fits here is never refused there.
@@ -38,8 +44,10 @@ def record_size(key: bytes | None, value: bytes, headers: Headers = None) -> int
 class KafkaWriter:
     def __init__(self, settings: Settings, **producer_overrides: Any):
         self.max_record_bytes = settings.max_record_bytes
-        self._producer = reliable_producer(settings, **producer_overrides)
+        self._producer = reliable_producer(settings, **{"message.timeout.ms": 0, **producer_overrides})
         self.broken: str | None = None  # why nothing may be committed any more, once a write failed
+        self._queue_full = BrokerWait()
+        self._unacknowledged = BrokerWait()
 
     def fits(self, key: bytes | None, value: bytes, headers: Headers = None) -> bool:
         return record_size(key, value, headers) <= self.max_record_bytes
@@ -54,8 +62,10 @@ class KafkaWriter:
                 break
             except BufferError:  # the local queue is full: let deliveries drain, then queue again
                 self._producer.poll(0.05)
+                self._queue_full.waiting(len(self._producer), "take the records queued before")
             except KafkaException as exc:
                 self._refused(topic, str(exc))
+        self._queue_full.ended()
         self._producer.poll(0)
 
     def _refused(self, topic: str, why: str) -> None:
@@ -65,10 +75,11 @@ class KafkaWriter:
         raise ServiceError(f"{reason}; nothing more may be committed")
 
     def flush_now(self) -> None:
-        """Blocks until everything queued is acknowledged; raises if a write failed, now or before."""
-        remaining = self._producer.flush(FLUSH_TIMEOUT_S)
-        if remaining and self.broken is None:
-            self.broken = f"{remaining} records still pending after {FLUSH_TIMEOUT_S:.0f} s"
+        """Blocks until everything queued is acknowledged, however long the broker is away; raises
+        if a write was refused, now or before."""
+        while (remaining := self._producer.flush(PATIENCE_S)) and self.broken is None:
+            self._unacknowledged.waiting(remaining, "acknowledge")
+        self._unacknowledged.ended()
         if self.broken is not None:
             raise ServiceError(f"writes not acknowledged by Kafka ({self.broken}); nothing more may be committed")
 
@@ -79,3 +90,20 @@ class KafkaWriter:
         if error is not None:
             log.error("a record for %s was not written: %s", message.topic(), error)
             self.broken = self.broken or f"a record for {message.topic()} was not written: {error}"
+
+
+class BrokerWait:
+    """Says once that writes are waiting for the broker, and once that the waiting ended."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def waiting(self, records: int, what: str) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            log.warning("waiting for Kafka to %s %d records; nothing is committed until it does", what, records)
+
+    def ended(self) -> None:
+        if self.since is not None:
+            log.info("Kafka took the records waited for after %.1f s; carrying on", time.monotonic() - self.since)
+            self.since = None

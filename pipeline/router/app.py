@@ -16,6 +16,7 @@ would spend Python time on for every message.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -28,10 +29,13 @@ from pipeline import eventloop
 from pipeline.codec import codec
 from pipeline.config import Settings
 from pipeline.errors import InvalidEvent, ServiceError
+from pipeline.kafka.admin import admin_client
 from pipeline.kafka.dead_letters import dead_letter
+from pipeline.kafka.lost import LossReporter, group_losses
 from pipeline.kafka.position import Position
 from pipeline.kafka.wakeups import Doorbells
 from pipeline.kafka.writer import KafkaWriter, record_size
+from pipeline.metrics.lost import count_lost_records
 from pipeline.metrics.router import RouterMetrics
 from pipeline.metrics.server import serve_metrics
 from pipeline.models import Event, encode_tasks, utcnow
@@ -81,6 +85,15 @@ def create_app(settings: Settings) -> faust.App:
     app.sensors.add(FlushBeforeCommit(output))
     registry = CollectorRegistry()
     router = EventRouter(output, table, names, RouterMetrics(registry))
+    count_lost_records(registry)
+
+    @app.task
+    async def report_lost_events() -> None:
+        # Events Kafka deleted before the router read them (the events topic's retention passed
+        # while no router ran): faust would start past them without a word.
+        admin = admin_client(settings.kafka_bootstrap_servers)
+        lost = await asyncio.to_thread(group_losses, admin, app.conf.id, [names.events])
+        await asyncio.to_thread(LossReporter(settings, "router").report, lost)
 
     @app.task
     async def follow_subscriptions() -> None:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import threading
+import time
+
 import pytest
 from confluent_kafka import KafkaError
 
 from pipeline.errors import ServiceError
-from pipeline.kafka.writer import RECORD_OVERHEAD_BYTES, KafkaWriter, record_size
+from pipeline.kafka.writer import PATIENCE_S, RECORD_OVERHEAD_BYTES, KafkaWriter, record_size
 from pipeline.router.app import FlushBeforeCommit
 from pipeline.topics import TopicNames
+from tests.conftest import free_port
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -64,3 +71,29 @@ def test_every_record_that_fits_is_taken_by_the_producer(settings, key, headers)
     assert writer.fits(key, b"v" * largest, headers) and not writer.fits(key, b"v" * (largest + 1), headers)
     writer.write(topic, key, b"v" * largest, headers)
     writer.flush_now()
+
+
+def test_a_flush_waits_for_a_broker_away_and_says_so_once(settings, caplog) -> None:
+    """It never gives up on the write, nor lets a commit through; tests/e2e/test_chaos.py sees the
+    stages carry on once the broker is back."""
+    away = settings.model_copy(update={"kafka_bootstrap_servers": f"127.0.0.1:{free_port()}"})  # nothing listens
+    writer = KafkaWriter(away)
+    writer.write(TopicNames.from_settings(away).results, b"k", b"while away")
+    flushed, started = threading.Event(), time.monotonic()
+    with caplog.at_level(logging.INFO, logger="pipeline.kafka.writer"):
+        flushing = threading.Thread(target=_flush, args=(writer, flushed))
+        flushing.start()
+        wait_until(lambda: "waiting for Kafka to acknowledge 1 records" in caplog.text, timeout_s=30,
+                   what="the waiting said")
+        wait_until(lambda: caplog.text.count("waiting for Kafka") == 1 and len(writer._producer) == 1 and
+                   time.monotonic() > started + 2 * PATIENCE_S, what="a second patience over")
+    assert not flushed.is_set() and writer.broken is None
+    assert caplog.text.count("waiting for Kafka") == 1
+    writer._producer.purge()  # lets the flush end, refused
+    flushing.join(10)
+
+
+def _flush(writer: KafkaWriter, flushed: threading.Event) -> None:
+    with contextlib.suppress(ServiceError):
+        writer.flush_now()
+        flushed.set()
