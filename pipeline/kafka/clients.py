@@ -29,10 +29,6 @@ def reliable_producer(settings: Settings, **overrides: Any) -> Producer:
         "partitioner": "murmur2_random",
         # Writers check sizes against this same limit before they write (see KafkaWriter.fits).
         "message.max.bytes": settings.max_record_bytes,
-        # After a broker restart librdkafka may keep a partition's records with a leader it no
-        # longer finds in its metadata cache until the next periodic refresh (librdkafka issue
-        # 4976): every 30 s instead of 5 minutes, records waiting out an outage go soon after it.
-        "topic.metadata.refresh.interval.ms": 30_000,
         # librdkafka's own lines (a broker going away, say) go through logging, formatted and
         # filtered like every other line, instead of straight to stderr.
         "logger": LIBRDKAFKA_LOG,
