@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser run test mutate bench bench-scale kafka-start kafka-stop clean
+.PHONY: help install browser run test chaos mutate bench bench-scale kafka-start kafka-stop clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ run: $(VENV)/.installed ## Start Kafka, the router, dispatcher, results service 
 
 test: install browser ## Run every test against a real Kafka broker and embedded ClickHouse
 	$(PY) -m pytest
+
+chaos: install ## Every chaos test, the broker stopped for a minute among them (not yet in make test)
+	$(PY) -m pytest -m "integration" tests/e2e/test_chaos.py
 
 # The dashboard is tested in a real headless browser: Debian's chromium, installed once.
 browser:
