@@ -21,7 +21,6 @@ import logging
 from typing import Any
 
 import faust
-from aiokafka.errors import KafkaError
 from faust.sensors import Sensor
 from prometheus_client import CollectorRegistry
 
@@ -178,7 +177,7 @@ class EventRouter:
             return decision
         try:
             await self.table.caught_up_to(position.timestamp_ms / 1000, timeout_s=CATCH_UP_TIMEOUT_S)
-        except (TimeoutError, KafkaError, ServiceError) as exc:
+        except (TimeoutError, ServiceError) as exc:
             log.warning("deciding the event at %s without the newest subscriptions: %s", position, exc)
             return decision
         return self._matcher().decide(event)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka import TopicPartition as AIOTopicPartition
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from pipeline.config import Settings
@@ -83,7 +83,8 @@ class SubscriptionTable:
 
     async def caught_up_to(self, moment: float, timeout_s: float = 10.0) -> None:
         """Returns once every change written to the topic before `moment` (epoch seconds) has been
-        read here. Looking costs a request for the end offsets, shared by every caller that
+        read here; raises ServiceError when Kafka cannot tell its end offsets, TimeoutError after
+        timeout_s. Looking costs a request for the end offsets, shared by every caller that
         waits meanwhile, so it is for events that cannot wait out a fetch interval: one that
         matches nothing, published just after the subscription it was meant for."""
         deadline = time.monotonic() + timeout_s
@@ -114,7 +115,10 @@ class SubscriptionTable:
         latest = OffsetSpec.latest()
         futures = self._admin.list_offsets({TopicPartition(self.topic, p): latest for p in partitions},
                                            request_timeout=10)
-        return {tp.partition: future.result().offset for tp, future in futures.items()}
+        try:
+            return {tp.partition: future.result().offset for tp, future in futures.items()}
+        except KafkaException as exc:
+            raise ServiceError(f"could not read the end offsets of {self.topic}: {exc}") from exc
 
     def settled_blocking(self, position: Position, timeout_s: float = 30.0) -> bool:
         """`settled`, for a thread other than the one whose loop follows the topic."""
