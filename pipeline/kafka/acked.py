@@ -4,7 +4,9 @@ One confluent-kafka producer (idempotent, acks=all, the SDK's settings) is share
 While acknowledgements are outstanding, a task on the event loop serves the producer's delivery
 reports every millisecond, settling each message's future; it stops when none are. So a request
 waits for its own messages only, never for a flush of everything in flight, and concurrent
-requests share produce batches. (confluent-kafka's AIOProducer buffers in Python for up to its
+requests share produce batches. A producer stuck while the broker answers is replaced, what it
+held sent again in order by a new one (see pipeline.kafka.stuck and pipeline.kafka.resending).
+(confluent-kafka's AIOProducer buffers in Python for up to its
 buffer timeout and acknowledges through flushes of everything queued; serving the reports from a
 thread of our own cost more per message than this, in handing the GIL back and forth.)
 """
@@ -12,6 +14,7 @@ thread of our own cost more per message than this, in handing the GIL back and f
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +22,10 @@ from confluent_kafka import KafkaError, Message
 
 from pipeline.config import Settings
 from pipeline.errors import ServiceError
+from pipeline.kafka.admin import broker_answers
 from pipeline.kafka.clients import flush_or_raise, reliable_producer
+from pipeline.kafka.resending import ResendingProducer, replace_if_stuck
+from pipeline.kafka.stuck import StuckWatch
 
 REPORTS_EVERY_S = 0.001
 FULL_QUEUE_WAIT_S = 0.005
@@ -35,10 +41,15 @@ class Outgoing:
 
 
 class AcknowledgedProducer:
-    def __init__(self, settings: Settings, **overrides: Any):
-        self._producer = reliable_producer(settings, **overrides)
+    def __init__(self, settings: Settings, stuck: StuckWatch | None = None, **overrides: Any):
+        self._settings, self._overrides = settings, overrides
+        self._producer = ResendingProducer(self._new_producer)
+        self._stuck = stuck or StuckWatch(lambda: broker_answers(settings.kafka_bootstrap_servers))
         self._outstanding = 0
         self._reports: asyncio.Task | None = None
+
+    def _new_producer(self) -> Any:
+        return reliable_producer(self._settings, **self._overrides)
 
     async def send(self, messages: Sequence[Outgoing]) -> None:
         """Returns once Kafka has acknowledged every message; raises ServiceError if it refused one."""
@@ -56,9 +67,8 @@ class AcknowledgedProducer:
             self._reports = asyncio.create_task(self._serve_reports(), name="kafka-acks")
         while True:
             try:
-                where = {} if message.partition is None else {"partition": message.partition}
-                self._producer.produce(message.topic, key=message.key, value=message.value, on_delivery=on_delivery,
-                                       **where)
+                self._producer.produce(message.topic, message.key, message.value, on_delivery=on_delivery,
+                                       partition=message.partition)
                 return
             except BufferError:  # the local queue is full: let the reports drain it
                 await asyncio.sleep(FULL_QUEUE_WAIT_S)
@@ -76,7 +86,13 @@ class AcknowledgedProducer:
     async def _serve_reports(self) -> None:
         while self._outstanding > 0:
             self._producer.poll(0)
+            if self._quiet():  # the look may take a moment, and the replacing too: not on the loop
+                await asyncio.to_thread(replace_if_stuck, self._producer, self._stuck)
             await asyncio.sleep(REPORTS_EVERY_S)
+
+    def _quiet(self) -> bool:
+        """A message waiting a while, and time to look: only then is the broker asked."""
+        return time.monotonic() - self._producer.waiting_since() >= self._stuck.look_every_s and self._stuck.due()
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Waits for what is queued (its callers, if any are left, are not told)."""

@@ -5,7 +5,9 @@ so far was refused. A broker away is waited out, however long: librdkafka retrie
 until it is acknowledged (`message.timeout.ms` 0, no time limit; idempotence keeps the retries
 from writing twice or out of order), `flush()` waits with it and nothing is committed
 meanwhile, so a stage carries on where it was once the broker is back; one WARNING line says
-when the waiting began, one INFO line when it ended. A write refused for good makes every later
+when the waiting began, one INFO line when it ended. A producer stuck while the broker answers
+(see pipeline.kafka.stuck) is replaced, and what it held written again, in order, by a new one
+(see pipeline.kafka.resending). A write refused for good makes every later
 flush fail: the input it belonged to may be finished already, so nothing may be committed past
 it again; the process stops, and Kafka redelivers from the last commit. A write Kafka would
 refuse at once (a record over `max_record_bytes`) fails the same way, so callers ask `fits()`
@@ -23,7 +25,10 @@ from confluent_kafka import KafkaError, KafkaException, Message
 
 from pipeline.config import Settings
 from pipeline.errors import ServiceError
+from pipeline.kafka.admin import broker_answers
 from pipeline.kafka.clients import reliable_producer
+from pipeline.kafka.resending import ResendingProducer, flush_replacing_stuck, replace_if_stuck
+from pipeline.kafka.stuck import StuckWatch
 
 log = logging.getLogger(__name__)
 # How long a flush waits before it says it is waiting for the broker (and between its looks).
@@ -42,12 +47,17 @@ def record_size(key: bytes | None, value: bytes, headers: Headers = None) -> int
 
 
 class KafkaWriter:
-    def __init__(self, settings: Settings, **producer_overrides: Any):
+    def __init__(self, settings: Settings, stuck: StuckWatch | None = None, **producer_overrides: Any):
         self.max_record_bytes = settings.max_record_bytes
-        self._producer = reliable_producer(settings, **{"message.timeout.ms": 0, **producer_overrides})
+        self._settings, self._overrides = settings, {"message.timeout.ms": 0, **producer_overrides}
+        self._producer = ResendingProducer(self._new_producer)
+        self._stuck = stuck or StuckWatch(lambda: broker_answers(settings.kafka_bootstrap_servers))
         self.broken: str | None = None  # why nothing may be committed any more, once a write failed
         self._queue_full = BrokerWait()
         self._unacknowledged = BrokerWait()
+
+    def _new_producer(self) -> Any:
+        return reliable_producer(self._settings, **self._overrides)
 
     def fits(self, key: bytes | None, value: bytes, headers: Headers = None) -> bool:
         return record_size(key, value, headers) <= self.max_record_bytes
@@ -58,11 +68,12 @@ class KafkaWriter:
             self._refused(topic, f"{record_size(key, value, headers)} bytes is over the limit of {self.max_record_bytes}")
         while True:
             try:
-                self._producer.produce(topic, key=key, value=value, headers=headers, on_delivery=self._on_delivery)
+                self._producer.produce(topic, key, value, headers=headers, on_delivery=self._on_delivery)
                 break
             except BufferError:  # the local queue is full: let deliveries drain, then queue again
                 self._producer.poll(0.05)
                 self._queue_full.waiting(len(self._producer), "take the records queued before")
+                replace_if_stuck(self._producer, self._stuck)
             except KafkaException as exc:
                 self._refused(topic, str(exc))
         self._queue_full.ended()
@@ -77,7 +88,7 @@ class KafkaWriter:
     def flush_now(self) -> None:
         """Blocks until everything queued is acknowledged, however long the broker is away; raises
         if a write was refused, now or before."""
-        while (remaining := self._producer.flush(PATIENCE_S)) and self.broken is None:
+        while (remaining := flush_replacing_stuck(self._producer, self._stuck, PATIENCE_S)) and self.broken is None:
             self._unacknowledged.waiting(remaining, "acknowledge")
         self._unacknowledged.ended()
         if self.broken is not None:

@@ -1,6 +1,8 @@
 """Publishes events, Avro single-object encoded, keyed by ordering key.
 
-Idempotent with acks=all: a publish that returns was written once, in order per key.
+Idempotent with acks=all: a publish that returns was written once, in order per key. A producer
+stuck while the broker answers is replaced during a flush, what it held written again, in order,
+by a new one (see pipeline.kafka.stuck).
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ from confluent_kafka import KafkaError, Message
 
 from pipeline.config import Settings
 from pipeline.errors import ServiceError
-from pipeline.kafka.clients import flush_or_raise, reliable_producer
+from pipeline.kafka.admin import broker_answers
+from pipeline.kafka.clients import reliable_producer
+from pipeline.kafka.resending import ResendingProducer, flush_replacing_stuck, replace_if_stuck
+from pipeline.kafka.stuck import StuckWatch
 from pipeline.models import Event, validated
 from pipeline.topics import TopicNames
 
@@ -19,19 +24,21 @@ from pipeline.topics import TopicNames
 class EventPublisher:
     def __init__(self, settings: Settings):
         self.topic = TopicNames.from_settings(settings).events
-        self._producer = reliable_producer(settings)
+        self._producer = ResendingProducer(lambda: reliable_producer(settings))
+        self._stuck = StuckWatch(lambda: broker_answers(settings.kafka_bootstrap_servers))
         self._errors: list[str] = []
 
     def publish(self, event: Event) -> None:
         """Queues the event; `flush()` waits until Kafka has acknowledged everything queued."""
         while True:
             try:
-                self._producer.produce(self.topic, key=event.partition_key, value=event.to_avro(),
-                                       on_delivery=self._on_delivery)
+                self._producer.produce(self.topic, event.partition_key, event.to_avro(), on_delivery=self._on_delivery)
                 break
             except BufferError:
                 self._producer.poll(0.1)  # local queue full: let deliveries drain, then retry
+                replace_if_stuck(self._producer, self._stuck)
         self._producer.poll(0)
+        replace_if_stuck(self._producer, self._stuck)  # cheap, unless records wait: see StuckWatch
 
     def publish_fields(self, **fields: Any) -> Event:
         event = validated(Event, **fields)
@@ -39,7 +46,8 @@ class EventPublisher:
         return event
 
     def flush(self, timeout_s: float = 60.0) -> None:
-        flush_or_raise(self._producer, timeout_s)
+        if remaining := flush_replacing_stuck(self._producer, self._stuck, timeout_s):
+            raise ServiceError(f"{remaining} messages were not acknowledged by Kafka within {timeout_s:.0f} s")
         if self._errors:
             errors, self._errors = self._errors, []
             raise ServiceError(f"{len(errors)} events were not published; first: {errors[0]}")
