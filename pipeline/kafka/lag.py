@@ -16,11 +16,12 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from pipeline.errors import ServiceError
 from pipeline.kafka.clients import LIBRDKAFKA_LOG
+from pipeline.kafka.offsets import committed_offsets
 
 OLDEST_FETCH_S = 5.0
 REQUEST_TIMEOUT_S = 15.0
@@ -87,13 +88,10 @@ class GroupLag:
         return positions
 
     def _committed(self, partitions: list[TopicPartition]) -> dict[tuple[str, int], int]:
-        request = [ConsumerGroupTopicPartitions(self.group_id, partitions)]
         try:
-            answer = self.admin.list_consumer_group_offsets(request, request_timeout=REQUEST_TIMEOUT_S)
-            result = answer[self.group_id].result()
+            return committed_offsets(self.bootstrap_servers, self.group_id, partitions, REQUEST_TIMEOUT_S)
         except KafkaException as exc:
             raise ServiceError(f"cannot read the committed offsets of group {self.group_id}: {exc}") from exc
-        return {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions if tp.error is None}
 
     def _offsets(self, partitions: list[TopicPartition], spec: OffsetSpec) -> dict[tuple[str, int], int]:
         futures = self.admin.list_offsets({tp: spec for tp in partitions}, request_timeout=REQUEST_TIMEOUT_S)

@@ -14,11 +14,12 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from pipeline.config import Settings
 from pipeline.errors import ServiceError
+from pipeline.kafka.offsets import committed_offsets
 from pipeline.producer import EventPublisher
 
 log = logging.getLogger(__name__)
@@ -70,18 +71,16 @@ def log_starts(admin: AdminClient, partitions: Iterable[tuple[str, int]]) -> dic
     return starts
 
 
-def group_losses(admin: AdminClient, group_id: str, topics: list[str]) -> list[LostRange]:
+def group_losses(admin: AdminClient, bootstrap_servers: str, group_id: str, topics: list[str]) -> list[LostRange]:
     """What a consumer group would skip when it resumes on these topics: for a stage to look at
     as it starts (its consumer resets to the log start without a word). Empty if Kafka cannot tell."""
     try:
         metadata = admin.list_topics(timeout=TIMEOUT_S).topics
         partitions = [TopicPartition(topic, p) for topic in topics if topic in metadata for p in metadata[topic].partitions]
-        asked = ConsumerGroupTopicPartitions(group_id, partitions)
-        answer = admin.list_consumer_group_offsets([asked], request_timeout=TIMEOUT_S)[group_id].result()
+        committed = committed_offsets(bootstrap_servers, group_id, partitions, TIMEOUT_S)
     except KafkaException as exc:
         log.warning("could not read the committed offsets of %s: %s", group_id, exc)
         return []
-    committed = {(tp.topic, tp.partition): tp.offset for tp in answer.topic_partitions}
     return lost_ranges(committed, log_starts(admin, [key for key, offset in committed.items() if offset >= 0]))
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from pipeline.errors import ServiceError
+from pipeline.kafka.clients import LIBRDKAFKA_LOG
 
 if TYPE_CHECKING:  # only the asyncio stages import aiokafka; the CLI reads offsets without it
     from aiokafka import AIOKafkaConsumer
@@ -32,6 +33,24 @@ def watermarks(consumer: Consumer, partition: TopicPartition, timeout_s: float =
                 raise ServiceError(f"cannot read the offsets of {partition.topic}[{partition.partition}]: {exc}") from exc
             time.sleep(0.1)
 
+
+
+def committed_offsets(bootstrap_servers: str, group_id: str, partitions: list[TopicPartition],
+                      timeout_s: float) -> dict[tuple[str, int], int]:
+    """A group's committed offsets (OFFSET_INVALID, below zero, where it committed none); raises
+    KafkaException if Kafka does not answer within the timeout.
+
+    Read through a consumer of that group that never joins it, not through an admin client: when
+    the group's coordinator moves (a broker restarting), librdkafka handles an admin client's
+    OffsetFetch answer by dereferencing the consumer group an admin client does not have, and
+    the whole process dies of SIGSEGV (librdkafka issue 5315)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group_id, "enable.auto.commit": False,
+                         "logger": LIBRDKAFKA_LOG})
+    try:
+        answer = consumer.committed(partitions, timeout=timeout_s)
+    finally:
+        consumer.close()
+    return {(tp.topic, tp.partition): tp.offset for tp in answer if tp.error is None}
 
 
 async def committed_metadata(consumer: AIOKafkaConsumer, partitions: list[AioPartition],

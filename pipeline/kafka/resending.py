@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 Report = Callable[[KafkaError | None, Message], None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Record:
     topic: str
     key: bytes | None

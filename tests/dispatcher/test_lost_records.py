@@ -174,9 +174,9 @@ def test_a_group_about_to_resume_past_deleted_records_is_told_the_range(settings
     for future in admin.delete_records([TopicPartition(names.routing, 1, 5)], request_timeout=10).values():
         future.result()
 
-    assert group_losses(admin, group_id, [names.results, names.routing]) == [
+    assert group_losses(admin, settings.kafka_bootstrap_servers, group_id, [names.results, names.routing]) == [
         LostRange(topic=names.routing, partition=1, first_offset=2, last_offset=4)]
-    assert group_losses(admin, f"{settings.topic_prefix}nobody", [names.routing]) == []
+    assert group_losses(admin, settings.kafka_bootstrap_servers, f"{settings.topic_prefix}nobody", [names.routing]) == []
 
 
 @pytest.mark.integration
