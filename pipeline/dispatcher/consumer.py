@@ -170,8 +170,8 @@ class EndpointConsumer:
                 continue
             record = TaskRecord.of(message)
             work = self._work.get(record.position)
-            if work is None:
-                continue  # let go of meanwhile: its new owner delivers it
+            if work is None or record.position in self.deliverer.letting_go:
+                continue  # let go of meanwhile, or being let go of: its new owner delivers it
             if self._parking.fetched(record.position, record.offset, now):
                 self._flow_changed.add(record.position)
             self._busy.add(record.position)
@@ -206,8 +206,14 @@ class EndpointConsumer:
         await self._release_where(lambda subscription_id: self._shard(subscription_id) in shards, commit=True)
 
     async def _lose_shards(self, shards: set[int]) -> None:
-        """Another dispatcher may own them already: stop without committing over its progress."""
+        """Another dispatcher may own them already: stop without committing over its progress.
+
+        Nothing more fetched from them is delivered from now on, though letting them go waits for
+        the assignment lock (a commit holds it until Kafka acknowledges the attempt records, for as
+        long as a broker is away): what this dispatcher would deliver meanwhile, their new owner
+        delivers again from their last commit."""
         self._shards -= shards
+        self.deliverer.letting_go.update(p for p in self._work if self._shard(self.names.subscription_of(p.topic)) in shards)
         await self._release_where(lambda subscription_id: self._shard(subscription_id) in shards, commit=False)
 
     async def _follow_subscriptions(self) -> None:
@@ -337,6 +343,7 @@ class EndpointConsumer:
         log.info("let go of %d endpoint partitions (%d left)", len(works), len(self._work))
 
     def _forget(self, partitions: list[PartitionId]) -> None:
+        self.deliverer.letting_go.difference_update(partitions)
         self._committer.forget(partitions)
         self._parking.forget(partitions)
         self.deliverer.progress.forget(partitions)

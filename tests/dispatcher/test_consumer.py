@@ -57,6 +57,9 @@ class StubDirectory:
     def shard(self, subscription_id: str) -> int:
         return 0
 
+    def subscriptions_in(self, shards: set[int]) -> list[str]:
+        return ["sub_a"] if 0 in shards else []
+
     async def partitions_of(self, subscription_ids: list[str]) -> list[PartitionId]:
         return [PartitionId(self.names.endpoint(s), 0) for s in subscription_ids]
 
@@ -92,6 +95,28 @@ async def test_a_partition_let_go_of_mid_iteration_is_neither_delivered_nor_resu
     deliverer.release.set()
     await asyncio.sleep(0.01)
     assert deliverer.delivered == []  # cancelled at the release, redelivered by the next owner
+
+
+async def test_nothing_fetched_from_a_lost_shard_is_delivered_while_a_commit_holds_its_release_up(
+        settings: Settings) -> None:
+    """A shard's session can expire while a broker is away, and the commit under way then holds
+    the assignment lock until the broker is back: tasks fetched from the lost shard's partitions
+    meanwhile were delivered, and delivered again by the shard's next owner."""
+    consumer, client, deliverer = consumer_for(settings)
+    topic = consumer.names.endpoint("sub_a")
+    await consumer._gain_shards({0})
+    deliverer.release.set()
+    async with consumer._assignment_lock:  # a commit waiting for the broker
+        losing = asyncio.create_task(consumer._lose_shards({0}))
+        await until(lambda: PartitionId(topic, 0) in deliverer.letting_go)
+        consumer._submit(messages(topic, range(0, 3)))  # fetched once the broker answers again
+        await asyncio.sleep(0.01)
+        assert deliverer.delivered == []
+    await losing
+    assert consumer._work == {} and deliverer.letting_go == set()
+    await consumer._gain_shards({0})  # back, here: delivered as any other
+    consumer._submit(messages(topic, range(0, 3)))
+    await until(lambda: deliverer.delivered == [0, 1, 2])
 
 
 async def test_a_gained_partition_carries_on_where_its_previous_owner_committed(settings: Settings) -> None:
