@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 # Long enough for a producer to reconnect and write after a broker comes back (librdkafka's
 # reconnect backoff reaches 10 s); short enough that a stuck one costs seconds, not minutes.
-STUCK_AFTER_S = 30.0
+STUCK_AFTER_S = 20.0
 LOOK_EVERY_S = 5.0
 
 
