@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
@@ -42,13 +43,14 @@ def test_asks_that_come_together_share_one_request() -> None:
     admin = SlowAdmin(refuse="t.refused")
     creator = TopicCreator(admin)  # type: ignore[arg-type]
     names = [f"t.{n}" for n in range(40)] + ["t.existing", "t.refused"]
-    with ThreadPoolExecutor(len(names)) as pool:
+    with ThreadPoolExecutor(len(names) + 1) as pool:  # one waits on the first request
         first = pool.submit(creator.ensure, TopicSpec(name="t.first", partitions=1))
         while not admin.requests:
             pass  # the first request is out; the rest queue behind it
         rest = {name: pool.submit(creator.ensure, TopicSpec(name=name, partitions=1)) for name in names}
-        while sum(len(r) for r in admin.requests) < 1:
-            pass
+        deadline = time.monotonic() + 10
+        while creator._asked.qsize() < len(names) and time.monotonic() < deadline:
+            time.sleep(0.001)  # every ask queued behind the first request, however slow the threads start
         admin.gate.set()
         first.result()
         with pytest.raises(ServiceError, match="t.refused"):
