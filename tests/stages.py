@@ -43,5 +43,15 @@ def running_stages(settings: Settings, modules: list[str], log_dir: Path) -> Ite
                 process.wait()
 
 
+@contextmanager
+def logs_on_failure(*log_dirs: Path) -> Iterator[None]:
+    """Prints the stages' logs when the block fails: what a failed wait needs to be understood."""
+    try:
+        yield
+    except AssertionError:
+        print(*(stage_logs(log_dir) for log_dir in log_dirs if log_dir.exists()), sep="\n")
+        raise
+
+
 def stage_logs(log_dir: Path) -> str:
     return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}" for path in sorted(log_dir.glob("*.log")))

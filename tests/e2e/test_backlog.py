@@ -20,7 +20,7 @@ from pipeline.receiver import Receiver
 from tests.conftest import stage_env
 from tests.metrics.scrape import scrape, value
 from tests.polling import wait_until
-from tests.stages import running_stages, stage_logs
+from tests.stages import logs_on_failure, running_stages
 
 ADMIN = {"Authorization": "Bearer adm_test"}
 EVENTS = 100
@@ -55,7 +55,7 @@ def test_backlog_of_a_failing_endpoint_reads_100_growing_older_then_0(settings: 
             def backlog() -> dict:
                 return api.get(f"/v1/subscriptions/{subscription}/backlog", headers=ADMIN).json()
 
-            try:
+            with logs_on_failure(logs):
                 wait_until(lambda: receiver.count >= 2, timeout_s=60, what="the endpoint tried and failing")
                 first = wait_until(lambda: (b := backlog())["pending"] == EVENTS and b, timeout_s=30,
                                    what=f"a backlog of {EVENTS}")
@@ -78,9 +78,6 @@ def test_backlog_of_a_failing_endpoint_reads_100_growing_older_then_0(settings: 
                     lambda: (s := scrape(metrics_url)) and
                     value(s, "webhook_endpoint_backlog_messages", subscription_id=subscription) == 0 and s,
                     timeout_s=30, what="the dispatcher's backlog gauge back to 0")
-            except AssertionError:
-                print(stage_logs(logs))
-                raise
     finally:
         receiver.stop()
 

@@ -21,7 +21,7 @@ from pipeline.subscriptions.writer import SubscriptionWriter
 from pipeline.topics import TopicNames
 from tests.conftest import stage_env
 from tests.polling import wait_until
-from tests.stages import running_stages, stage_logs
+from tests.stages import logs_on_failure, running_stages
 
 
 def end_offset(settings: Settings, topic: str) -> int:
@@ -62,12 +62,9 @@ def test_invalid_events_go_to_dead_letters_with_their_reason(settings: Settings,
         producer.produce(names.events, value=value)
     producer.flush(10)
     with running_stages(settings, ["pipeline.router"], tmp_path / "logs"):
-        try:
+        with logs_on_failure(tmp_path / "logs"):
             dead = read_all(settings, names.dead_letters, len(bad))
             decisions = [codec("routing_decision").decode(m.value()) for m in read_all(settings, names.routing, len(bad))]
-        except AssertionError:
-            print(stage_logs(tmp_path / "logs"))
-            raise
     by_value = {message.value(): dict(message.headers()) for message in dead}
     assert set(by_value) == set(bad)  # every bad message kept, byte for byte
     for value, field in bad.items():
@@ -112,13 +109,10 @@ def test_events_that_once_crashed_the_router_each_get_an_outcome_and_it_carries_
     assert producer.flush(30) == 0
     count = len(refused) + len(routed)
     with running_stages(settings, ["pipeline.router"], tmp_path / "logs"):
-        try:
+        with logs_on_failure(tmp_path / "logs"):
             rows = [codec("routing_decision").decode(m.value()) for m in read_all(settings, names.routing, count)]
             dead = read_all(settings, names.dead_letters, len(refused))
             tasks = [DeliveryTask.from_avro(m.value()) for m in read_all(settings, names.endpoint(subscription.id), 3)]
-        except AssertionError:
-            print(stage_logs(tmp_path / "logs"))
-            raise
     assert sorted(row["reason"] or row["outcome"] for row in rows) == ["invalid"] * len(refused) + ["routed"] * 3
     assert {task.event.id: json.loads(task.event.data) for task in tasks} == {
         "evt_cjk": {"text": cjk}, "evt_fits": "x" * 994_000, "evt_after": {"n": 1}}

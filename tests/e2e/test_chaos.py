@@ -41,7 +41,7 @@ from tests.e2e.chaos import (
 )
 from tests.own_broker import own_broker
 from tests.polling import wait_until
-from tests.stages import running_stages, stage_logs, start_stage
+from tests.stages import logs_on_failure, running_stages, start_stage
 
 EVENTS, KEYS = 600, 20
 # Generous, so that on a loaded 2-core machine only the deliberate hangs time out: a delivery that
@@ -93,7 +93,7 @@ def test_a_killed_dispatcher_loses_nothing_and_breaks_no_order(settings: Setting
     logs = tmp_path / "logs"
     try:
         with running_stages(settings, TWO_DISPATCHERS, logs) as processes:
-            try:
+            with logs_on_failure(logs):
                 # Both share the shards; the one that owns the endpoint is killed, so the other takes it over.
                 wait_until(lambda: all("shards gained" in log_of(logs, n)
                                        for n in ("pipeline.dispatcher", "pipeline.dispatcher#2")), what="two owners")
@@ -103,9 +103,6 @@ def test_a_killed_dispatcher_loses_nothing_and_breaks_no_order(settings: Setting
                 counted = _all_delivered(settings, endpoint, subscription.id)
                 attempts = wait_until(lambda: _attempts_once_settled(settings, subscription.id), timeout_s=60,
                                       what="the results sink to settle every attempt")
-            except AssertionError:
-                print(stage_logs(logs))
-                raise
     finally:
         receiver.stop()
     duplicates = assert_delivered_in_order(endpoint.successes, EVENTS, duplicates_below_seq=in_flight)
@@ -136,7 +133,7 @@ def test_a_killed_stage_started_again_loses_nothing_and_breaks_no_order(settings
     logs = tmp_path / "logs"
     try:
         with running_stages(settings, STAGES, logs) as processes:
-            try:
+            with logs_on_failure(logs):
                 stream = SteadyStream(settings, EVENTS, KEYS, PER_SECOND).start(endpoint)
                 wait_until(lambda: endpoint.distinct() >= 50, what="deliveries flowing")
                 _kill(processes[victim])
@@ -146,9 +143,6 @@ def test_a_killed_stage_started_again_loses_nothing_and_breaks_no_order(settings
                 stream.join()
                 counted = _all_delivered(settings, endpoint, subscription.id)
                 exited = {name: code for name, process in processes.items() if (code := process.poll()) is not None}
-            except AssertionError:
-                print(stage_logs(logs))
-                raise
     finally:
         receiver.stop()
     assert exited == {}
@@ -169,7 +163,7 @@ def test_the_stages_wait_out_a_broker_outage_and_carry_on(tmp_path: Path) -> Non
         subscription = subscribe(settings, base_url, timeout_ms=10_000)
         try:
             with running_stages(settings, STAGES, logs) as processes:
-                try:
+                with logs_on_failure(logs):
                     # Events before, during and after the outage: the SDK holds them meanwhile.
                     events = int((OUTAGE_S + 10) * 10)
                     stream = SteadyStream(settings, events, KEYS, per_second=10).start(endpoint)
@@ -182,9 +176,6 @@ def test_the_stages_wait_out_a_broker_outage_and_carry_on(tmp_path: Path) -> Non
                     stream.join()
                     counted = _all_delivered(settings, endpoint, subscription.id, events)
                     exited = {name: code for name, p in processes.items() if (code := p.poll()) is not None}
-                except AssertionError:
-                    print(stage_logs(logs))
-                    raise
         finally:
             receiver.stop()
     assert exited == {}

@@ -22,7 +22,7 @@ from pipeline.subscriptions.snapshot import read_snapshot
 from pipeline.subscriptions.writer import SubscriptionWriter
 from pipeline.topics import TopicNames
 from tests.polling import wait_until
-from tests.stages import running_stages, stage_logs
+from tests.stages import logs_on_failure, running_stages
 
 pytestmark = pytest.mark.integration
 
@@ -123,12 +123,9 @@ def test_410_disables_keeps_the_backlog_and_drains_it_in_order_when_enabled(stac
     commands, subscription, kind, path = subscribe(settings, endpoint)
     endpoint.answers[path] = [(410, {})]
     publish(settings, kind, 5)
-    try:
+    with logs_on_failure(logs):
         wait_until(lambda: not read_snapshot(settings)[subscription.id].active, what="the subscription disabled")
         reasons = wait_until(lambda: disabled_events(settings, subscription.id), what="the operator event")
-    except AssertionError:
-        print(stage_logs(logs))
-        raise
     assert "410" in reasons[0]["reason"]
     assert "410" in (read_snapshot(settings)[subscription.id].disabled_reason or "")
     # A user pauses another subscription after the disabling was written (one partition, in order):

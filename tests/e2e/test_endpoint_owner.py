@@ -20,7 +20,7 @@ from pipeline.subscriptions.commands import SubscriptionCommands
 from pipeline.subscriptions.snapshot import read_snapshot
 from pipeline.subscriptions.writer import SubscriptionWriter
 from tests.polling import wait_until
-from tests.stages import running_stages, stage_logs
+from tests.stages import logs_on_failure, running_stages
 
 pytestmark = pytest.mark.integration
 TWO_DISPATCHERS = ["pipeline.router", "pipeline.dispatcher", "pipeline.dispatcher#2"]
@@ -48,15 +48,12 @@ def test_a_rate_limit_holds_for_the_endpoint_across_two_dispatchers(settings: Se
     subscribe(settings, f"{url}/limited", rate_limit_per_s=5)
     logs = tmp_path / "logs"
     try:
-        with running_stages(settings, TWO_DISPATCHERS, logs):
+        with running_stages(settings, TWO_DISPATCHERS, logs), logs_on_failure(logs):
             wait_until(lambda: both_dispatchers_own_shards(logs), what="both dispatchers sharing the shards")
             publish(settings, 30)
             arrivals = sorted(d.received_at for d in wait_until(
                 lambda: len(receiver.by_path("/limited")) >= 30 and receiver.by_path("/limited"), timeout_s=60,
                 what="thirty deliveries"))
-    except AssertionError:
-        print(stage_logs(logs))
-        raise
     finally:
         receiver.stop()
     # A second's worth at once, then five a second: 25 more take at least five seconds. Shared by
@@ -80,14 +77,11 @@ def test_a_retry_after_holds_every_partition_of_the_endpoint_across_two_dispatch
     subscribe(settings, f"{url}/held", max_in_flight=1)  # one at a time, so the 429 comes first
     logs = tmp_path / "logs"
     try:
-        with running_stages(settings, TWO_DISPATCHERS, logs):
+        with running_stages(settings, TWO_DISPATCHERS, logs), logs_on_failure(logs):
             wait_until(lambda: both_dispatchers_own_shards(logs), what="both dispatchers sharing the shards")
             publish(settings, 12)
             requests = wait_until(lambda: len(receiver.by_path("/held")) >= 13 and receiver.by_path("/held"),
                                   timeout_s=60, what="every event delivered after the hold")
-    except AssertionError:
-        print(stage_logs(logs))
-        raise
     finally:
         receiver.stop()
     after_the_429 = sorted(d.received_at for d in requests)[1:]
@@ -105,7 +99,7 @@ def test_a_failure_streak_outlives_a_restart_of_the_dispatcher(settings: Setting
     subscription = subscribe(settings, f"{url}/failing", partitions=1)
     logs = tmp_path / "logs"
     try:
-        with running_stages(settings, ["pipeline.router", "pipeline.dispatcher"], logs) as first:
+        with running_stages(settings, ["pipeline.router", "pipeline.dispatcher"], logs) as first, logs_on_failure(logs):
             publish(settings, 1)
             wait_until(lambda: len(receiver.by_path("/failing")) >= 3, what="failures under way")
             started = receiver.by_path("/failing")[0].received_at
@@ -115,12 +109,10 @@ def test_a_failure_streak_outlives_a_restart_of_the_dispatcher(settings: Setting
         before_restart = len(receiver.by_path("/failing"))
         wait_until(lambda: time.time() - started >= 4.5, what="the window to pass while it is down")
         assert read_snapshot(settings)[subscription.id].active
-        with running_stages(settings, ["pipeline.dispatcher"], tmp_path / "logs-again"):
+        with running_stages(settings, ["pipeline.dispatcher"], tmp_path / "logs-again"), \
+                logs_on_failure(logs, tmp_path / "logs-again"):
             wait_until(lambda: not read_snapshot(settings)[subscription.id].active, timeout_s=30,
                        what="the endpoint disabled")
         assert len(receiver.by_path("/failing")) - before_restart <= 2
-    except AssertionError:
-        print(stage_logs(logs))
-        raise
     finally:
         receiver.stop()

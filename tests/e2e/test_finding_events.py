@@ -30,7 +30,7 @@ from pipeline.subscriptions.writer import SubscriptionWriter
 from pipeline.topics import TopicNames
 from tests.conftest import stage_env
 from tests.polling import wait_until
-from tests.stages import running_stages, stage_logs
+from tests.stages import logs_on_failure, running_stages
 
 pytestmark = pytest.mark.integration
 
@@ -66,11 +66,8 @@ class Stack:
         return [d for d in self.receiver.by_path(path) if json.loads(d.body)["id"] == event_id]
 
     def waiting(self, probe: Any, what: str) -> Any:
-        try:
+        with logs_on_failure(self.logs):
             return wait_until(probe, timeout_s=90, interval_s=0.3, what=what)
-        except AssertionError:
-            print(stage_logs(self.logs))
-            raise
 
 
 def states(trail: dict) -> dict[str, str]:

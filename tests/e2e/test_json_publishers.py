@@ -20,7 +20,7 @@ from pipeline.subscriptions.commands import SubscriptionCommands
 from pipeline.subscriptions.writer import SubscriptionWriter
 from pipeline.topics import TopicNames
 from tests.polling import wait_until
-from tests.stages import running_stages, stage_logs
+from tests.stages import logs_on_failure, running_stages
 
 pytestmark = pytest.mark.integration
 
@@ -69,13 +69,10 @@ def test_keyed_json_events_arrive_in_order_and_unkeyed_ones_with_an_ordering_key
     logs = tmp_path / "logs"
     try:
         with running_stages(settings, ["pipeline.router", "pipeline.dispatcher"], logs):
-            try:
+            with logs_on_failure(logs):
                 wait_until(lambda: len(receiver.by_path("/json")) >= KEYS * PER_KEY + 5, timeout_s=90,
                            what="the keyed and the loose events delivered")
                 refused = read(settings, names.dead_letters, 10)
-            except AssertionError:
-                print(stage_logs(logs))
-                raise
     finally:
         receiver.stop()
     sequences: dict[str, list[int]] = defaultdict(list)
@@ -101,11 +98,8 @@ def test_an_event_without_an_id_gets_the_same_id_and_time_when_routed_again(sett
     endpoint = names.endpoint(subscription_id)
     for routed in (3, 6):  # the second router starts over from the first offset, as after a crash
         with running_stages(settings, ["pipeline.router"], tmp_path / f"logs-{routed}"):
-            try:
+            with logs_on_failure(tmp_path / f"logs-{routed}"):
                 tasks = [DeliveryTask.from_avro(m.value()) for m in read(settings, endpoint, routed)]
-            except AssertionError:
-                print(stage_logs(tmp_path / f"logs-{routed}"))
-                raise
         rewind_router(settings)
     events = {json.loads(m.value())["data"]["n"]: m for m in read(settings, names.events, 3)}
     seen: dict[int, set] = defaultdict(set)

@@ -16,7 +16,7 @@ from pipeline.subscriptions.writer import SubscriptionWriter
 from tests.conftest import results_auth
 from tests.metrics.scrape import scrape, value
 from tests.polling import wait_until
-from tests.stages import running_stages, stage_logs
+from tests.stages import logs_on_failure, running_stages
 
 STAGES = ["pipeline.router", "pipeline.dispatcher", "pipeline.results", "pipeline.api"]
 
@@ -43,7 +43,7 @@ def test_each_stage_counts_what_the_receiver_got(settings: Settings, tmp_path: P
                 for n, event_type in enumerate(types):
                     publisher.publish_fields(type=event_type, ordering_key=f"k{n % 4}", source="test",
                                              data=json.dumps({"n": n}).encode())
-            try:
+            with logs_on_failure(logs):
                 wait_until(lambda: _answers(f"{api_url}/healthz"), timeout_s=60, what="the admin API")
                 published = httpx.post(f"{api_url}/v1/events", json=unmatched, headers=results_auth(settings),
                                        timeout=30)
@@ -67,9 +67,6 @@ def test_each_stage_counts_what_the_receiver_got(settings: Settings, tmp_path: P
                                             value(s, "webhook_results_rows_stored_total", table="routing_decisions")
                                             >= len(types) + 10 and s, timeout_s=30, what="the results sink caught up")
                 api = scrape(f"{api_url}/metrics")
-            except AssertionError:
-                print(stage_logs(logs))
-                raise
             stats_without_token = httpx.get(results_url.replace("/metrics", "/v1/stats"), timeout=5)
     finally:
         receiver.stop()

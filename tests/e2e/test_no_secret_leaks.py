@@ -28,7 +28,7 @@ from pipeline.receiver import ReceivedDelivery, Receiver
 from pipeline.tokens import local_admin_token
 from tests.conftest import stage_env
 from tests.polling import wait_until
-from tests.stages import running_stages, stage_logs
+from tests.stages import logs_on_failure, running_stages
 from tests.topics import every_record
 
 pytestmark = pytest.mark.integration
@@ -70,12 +70,9 @@ def test_planted_secrets_appear_in_no_topic_log_table_or_answer(settings: Settin
     logs = tmp_path / "logs"
     with running_stages(settings, ["pipeline.router", "pipeline.dispatcher", "pipeline.results", "pipeline.api"],
                         logs):
-        try:
+        with logs_on_failure(logs):
             answers, rotated_secret = _plant_and_deliver(settings, receiver)
             answers.append(_cli_answers(settings))
-        except AssertionError:
-            print(stage_logs(logs))
-            raise
     planted = credentials(rotated_secret)
     sealed_only = [PIN]
     found = {

@@ -15,13 +15,13 @@ from confluent_kafka import Consumer, Producer
 from pipeline.codec import codec
 from pipeline.config import Settings
 from pipeline.models import DeliveryTask, Event, utcnow
-from pipeline.receiver import ReceivedDelivery, Receiver
+from pipeline.receiver import Receiver
 from pipeline.replay.replayer import Replayer
 from pipeline.subscriptions.commands import SubscriptionCommands
 from pipeline.subscriptions.writer import SubscriptionWriter
 from pipeline.topics import TopicNames
 from tests.polling import wait_until
-from tests.stages import running_stages, stage_logs
+from tests.stages import logs_on_failure, running_stages
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +69,7 @@ def test_a_task_too_large_to_park_whole_is_parked_as_a_reference_and_redriven_wh
     logs = tmp_path / "logs"
     try:
         with running_stages(settings, ["pipeline.dispatcher"], logs):
-            try:
+            with logs_on_failure(logs):
                 (letter,) = wait_until(lambda: consume(settings, names.dead_letters, lambda m: True),
                                        timeout_s=60, what="the dead letter")
                 wait_until(lambda: consume(settings, names.results, lambda m: codec("delivery_attempt").decode(
@@ -78,9 +78,6 @@ def test_a_task_too_large_to_park_whole_is_parked_as_a_reference_and_redriven_wh
                 failing[0] = False
                 assert Replayer(settings).redrive(subscription_id=subscription.id) == 1
                 wait_until(lambda: len(receiver.by_path("/big")) > attempts, what="the redriven delivery")
-            except AssertionError:
-                print(stage_logs(logs))
-                raise
     finally:
         receiver.stop()
     headers = dict(letter.headers())

@@ -17,7 +17,7 @@ from pipeline.subscriptions.writer import SubscriptionWriter
 from pipeline.kafka.clients import flush_or_raise, reliable_producer
 from pipeline.topics import TopicNames
 from tests.polling import wait_until
-from tests.stages import running_stages, stage_logs
+from tests.stages import logs_on_failure, running_stages
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,8 @@ def test_a_parked_endpoint_is_woken_by_its_next_event(settings: Settings, tmp_pa
         {"name": "quiet", "url": f"{base_url}/quiet", "event_types": ["quiet.*"]})
     logs = tmp_path / "logs"
     try:
-        with running_stages(settings, ["pipeline.router", "pipeline.dispatcher"], logs), EventPublisher(settings) as publisher:
+        with running_stages(settings, ["pipeline.router", "pipeline.dispatcher"], logs), \
+                EventPublisher(settings) as publisher, logs_on_failure(logs):
             dispatcher_log = logs / "pipeline.dispatcher.log"
             for n in range(3):
                 parked_before = parked_count(dispatcher_log)
@@ -46,9 +47,6 @@ def test_a_parked_endpoint_is_woken_by_its_next_event(settings: Settings, tmp_pa
                            what=f"delivery {n} to a parked endpoint, woken by its doorbell")
                 wait_until(lambda: parked_count(dispatcher_log) > parked_before, timeout_s=30,
                            what="the endpoint parked again")
-    except AssertionError:
-        print(stage_logs(logs))
-        raise
     finally:
         receiver.stop()
 
@@ -61,7 +59,7 @@ def test_a_task_written_without_a_doorbell_is_found_by_the_sweep(settings: Setti
         {"name": "quiet", "url": f"{base_url}/quiet", "event_types": ["quiet.*"]})
     logs = tmp_path / "logs"
     try:
-        with running_stages(settings, ["pipeline.dispatcher"], logs):
+        with running_stages(settings, ["pipeline.dispatcher"], logs), logs_on_failure(logs):
             wait_until(lambda: parked_count(logs / "pipeline.dispatcher.log") > 0, timeout_s=30,
                        what="the new endpoint parked")
             # Some other tool writes a task straight into the endpoint topic, ringing nothing.
@@ -70,8 +68,5 @@ def test_a_task_written_without_a_doorbell_is_found_by_the_sweep(settings: Setti
             producer.produce(TopicNames.from_settings(settings).endpoint(subscription.id), value=task.to_avro())
             flush_or_raise(producer)
             wait_until(lambda: receiver.by_path("/quiet"), timeout_s=30, what="the sweep to wake the endpoint")
-    except AssertionError:
-        print(stage_logs(logs))
-        raise
     finally:
         receiver.stop()

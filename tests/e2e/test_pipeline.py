@@ -17,7 +17,7 @@ from pipeline.subscriptions.commands import SubscriptionCommands
 from pipeline.subscriptions.writer import SubscriptionWriter
 from tests.conftest import results_auth
 from tests.polling import wait_until
-from tests.stages import running_stages, stage_logs
+from tests.stages import logs_on_failure, running_stages
 
 STAGES = ["pipeline.router", "pipeline.dispatcher", "pipeline.results"]
 KEYS = [f"customer-{n}" for n in range(5)]
@@ -58,14 +58,11 @@ def test_events_reach_matching_endpoints_in_order_signed_and_counted(settings: S
                 "/orders": [e for e in published if e["type"] == "order.paid"],
             }
             total = sum(len(events) for events in expected.values())
-            try:
+            with logs_on_failure(logs):
                 wait_until(lambda: len(receiver.deliveries) >= total, timeout_s=120, what=f"{total} deliveries")
                 stats = wait_until(
                     lambda: (s := results_stats(settings)) and sum(r["delivered"] for r in s.values()) >= total and s,
                     timeout_s=60, what="attempts counted in ClickHouse")
-            except AssertionError:
-                print(stage_logs(logs))
-                raise
     finally:
         receiver.stop()
 

@@ -19,7 +19,7 @@ from pipeline.subscriptions.commands import SubscriptionCommands
 from pipeline.subscriptions.writer import SubscriptionWriter
 from tests.conftest import results_auth
 from tests.polling import wait_until
-from tests.stages import running_stages, stage_logs
+from tests.stages import logs_on_failure, running_stages
 
 FAILURES_BEFORE_SUCCESS = 2
 
@@ -49,12 +49,9 @@ def test_a_retried_message_keeps_its_key_in_order_and_every_attempt_is_counted(s
                     for key in ("slow", "fast"):
                         publisher.publish_fields(type="thing.happened", ordering_key=key,
                                                  data=json.dumps({"seq": seq}).encode())
-            try:
+            with logs_on_failure(logs):
                 wait_until(lambda: len(receiver.deliveries) >= 10 + FAILURES_BEFORE_SUCCESS, what="all deliveries")
                 stats = wait_until(lambda: _stats(settings, subscription.id), what="attempts in ClickHouse")
-            except AssertionError:
-                print(stage_logs(logs))
-                raise
     finally:
         receiver.stop()
 
@@ -96,12 +93,9 @@ def test_a_dispatcher_that_dies_mid_retry_leaves_its_successor_the_rest_of_the_s
         with running_stages(settings, ["pipeline.router", "pipeline.dispatcher"], logs) as first:
             with EventPublisher(settings) as publisher:
                 publisher.publish_fields(type="thing.happened", data=b"{}")
-            try:
+            with logs_on_failure(logs):
                 wait_until(lambda: any(p.attempt >= 3 for p in asyncio.run(_progress(settings, partitions)).values()),
                            what="the third attempt's progress committed")
-            except AssertionError:
-                print(stage_logs(logs))
-                raise
             first["pipeline.dispatcher"].send_signal(signal.SIGKILL)
             before = len(receiver.deliveries)
             with running_stages(settings, ["pipeline.dispatcher"], logs / "successor"):

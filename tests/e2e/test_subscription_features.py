@@ -33,7 +33,7 @@ from pipeline.subscriptions.writer import SubscriptionWriter
 from pipeline.topics import TopicNames
 from tests.conftest import results_auth
 from tests.polling import wait_until
-from tests.stages import running_stages, stage_logs
+from tests.stages import logs_on_failure, running_stages
 
 pytestmark = pytest.mark.integration
 
@@ -78,12 +78,9 @@ class Stack:
             consumer.close()
 
     def received(self, path: str, count: int) -> list[ReceivedDelivery]:
-        try:
+        with logs_on_failure(self.logs):
             return wait_until(lambda: len(found := self.receiver.by_path(path)) >= count and found,
                               timeout_s=60, what=f"{count} deliveries at {path}")
-        except AssertionError:
-            print(stage_logs(self.logs))
-            raise
 
 
 @pytest.fixture(scope="module")

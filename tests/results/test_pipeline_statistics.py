@@ -27,7 +27,7 @@ from pipeline.topics import TopicNames
 from tests.conftest import free_port
 from tests.polling import wait_until
 from tests.results.endpoints import TIMEOUT, ScriptedEndpoints
-from tests.stages import running_stages, stage_logs
+from tests.stages import logs_on_failure, running_stages
 
 pytestmark = pytest.mark.integration
 
@@ -160,8 +160,5 @@ def _stored(base_url: str, token: str) -> int | None:
 
 
 def _wait(condition, logs, what: str) -> None:
-    try:
+    with logs_on_failure(logs / "down", logs / "up"):
         wait_until(condition, timeout_s=90, what=what)
-    except AssertionError:
-        print(stage_logs(logs / "down"), stage_logs(logs / "up") if (logs / "up").exists() else "")
-        raise
