@@ -6,7 +6,6 @@ Each converts to and from the dict that its Avro schema in schemas/ describes.
 from __future__ import annotations
 
 import base64
-import json
 import secrets
 import uuid
 from collections.abc import Iterable

@@ -19,6 +19,7 @@ from pipeline.config import Settings
 from pipeline.devstack.stages import StageSpec
 from pipeline.errors import ServiceError
 from pipeline.kafka.admin import admin_client
+from pipeline.kafka.offsets import list_offsets
 
 PROBE_TIMEOUT_S = 5.0
 
@@ -42,8 +43,8 @@ def _partitions_answer(admin: AdminClient, prefix: str) -> bool:
                   for partition in topic.partitions]
     if not partitions:
         return True
-    return _all_succeed(admin.list_offsets({tp: OffsetSpec.latest() for tp in partitions},
-                                           request_timeout=PROBE_TIMEOUT_S).values())
+    return not list_offsets(admin, [(tp.topic, tp.partition) for tp in partitions], OffsetSpec.latest(),
+                            PROBE_TIMEOUT_S)[1]
 
 
 def _coordinators_answer(admin: AdminClient, groups: list[str]) -> bool:

@@ -37,6 +37,7 @@ from pipeline.dispatcher.shards import ShardMembership
 from pipeline.errors import ServiceError
 from pipeline.kafka.admin import admin_client
 from pipeline.kafka.lost import LossReporter, log_starts, lost_ranges
+from pipeline.kafka.offsets import list_offsets
 from pipeline.kafka.retention import align_configs, backlog_config
 from pipeline.kafka.threaded import ThreadedConsumer
 from pipeline.subscriptions.backlog import dispatcher_group
@@ -49,6 +50,7 @@ REVOKE_GRACE_S = 2.0
 POLL_S = 0.05  # how long a call such as pause or commit may wait behind an idle poll
 MAX_BATCH = 2000
 COMMITTED_TRIES = 5
+END_OFFSETS_TIMEOUT_S = 10.0
 LOOK_AGAIN_S = 0.2
 PARK_EVERY_S = 1.0
 
@@ -415,14 +417,9 @@ class EndpointConsumer:
             await self._apply_pauses()
 
     def _end_offsets(self, partitions: list[PartitionId]) -> dict[PartitionId, int]:
-        latest = OffsetSpec.latest()
-        futures = self._admin.list_offsets({TopicPartition(p.topic, p.partition): latest for p in partitions},
-                                           request_timeout=10)
-        ends = {}
-        for tp, future in futures.items():
-            with contextlib.suppress(KafkaException):
-                ends[PartitionId(tp.topic, tp.partition)] = future.result().offset
-        return ends
+        """A partition the broker did not answer for is left out: looked at again next time."""
+        ends = list_offsets(self._admin, partitions, OffsetSpec.latest(), END_OFFSETS_TIMEOUT_S)[0]
+        return {PartitionId(*place): offset for place, offset in ends.items()}
 
 
 class _Committed:

@@ -10,7 +10,6 @@ partitions with something pending: ten thousand endpoint topics cost a handful o
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
 from collections.abc import Iterable
@@ -21,7 +20,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from pipeline.errors import ServiceError
 from pipeline.kafka.clients import LIBRDKAFKA_LOG
-from pipeline.kafka.offsets import committed_offsets
+from pipeline.kafka.offsets import committed_offsets, list_offsets
 
 OLDEST_FETCH_S = 5.0
 REQUEST_TIMEOUT_S = 15.0
@@ -94,12 +93,8 @@ class GroupLag:
             raise ServiceError(f"cannot read the committed offsets of group {self.group_id}: {exc}") from exc
 
     def _offsets(self, partitions: list[TopicPartition], spec: OffsetSpec) -> dict[tuple[str, int], int]:
-        futures = self.admin.list_offsets({tp: spec for tp in partitions}, request_timeout=REQUEST_TIMEOUT_S)
-        offsets = {}
-        for tp, future in futures.items():
-            with contextlib.suppress(KafkaException):  # a partition without a leader just now: left out
-                offsets[(tp.topic, tp.partition)] = future.result().offset
-        return offsets
+        # A partition without a leader just now is left out.
+        return list_offsets(self.admin, [(tp.topic, tp.partition) for tp in partitions], spec, REQUEST_TIMEOUT_S)[0]
 
     def _timestamps(self, offsets: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
         """The Kafka timestamp of the record at each offset, fetched all at once."""

@@ -19,7 +19,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from pipeline.config import Settings
 from pipeline.errors import ServiceError
-from pipeline.kafka.offsets import committed_offsets
+from pipeline.kafka.offsets import committed_offsets, list_offsets
 from pipeline.producer import EventPublisher
 
 log = logging.getLogger(__name__)
@@ -58,16 +58,9 @@ def lost_ranges(committed: Mapping[tuple[str, int], int], log_starts: Mapping[tu
 def log_starts(admin: AdminClient, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
     """Each partition's earliest offset still held; one request for all of them. A partition the
     broker did not answer for is left out."""
-    earliest = OffsetSpec.earliest()
-    asked = {TopicPartition(topic, partition): earliest for topic, partition in partitions}
-    if not asked:
-        return {}
-    starts = {}
-    for tp, future in admin.list_offsets(asked, request_timeout=TIMEOUT_S).items():
-        try:
-            starts[tp.topic, tp.partition] = future.result().offset
-        except KafkaException as exc:
-            log.warning("could not read the log start of %s[%d]: %s", tp.topic, tp.partition, exc)
+    starts, failed = list_offsets(admin, partitions, OffsetSpec.earliest(), TIMEOUT_S)
+    for (topic, partition), exc in failed.items():
+        log.warning("could not read the log start of %s[%d]: %s", topic, partition, exc)
     return starts
 
 

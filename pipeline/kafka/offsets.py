@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from pipeline.errors import ServiceError
 from pipeline.kafka.clients import LIBRDKAFKA_LOG
@@ -33,6 +35,27 @@ def watermarks(consumer: Consumer, partition: TopicPartition, timeout_s: float =
                 raise ServiceError(f"cannot read the offsets of {partition.topic}[{partition.partition}]: {exc}") from exc
             time.sleep(0.1)
 
+
+
+Place = tuple[str, int]  # a partition: its topic and number
+
+
+def list_offsets(admin: AdminClient, partitions: Iterable[Place], spec: OffsetSpec,
+                 timeout_s: float) -> tuple[dict[Place, int], dict[Place, KafkaException]]:
+    """Each partition's offset by `spec` (OffsetSpec.latest(): its end; earliest(): its log
+    start), in one batch of requests; apart, the partitions Kafka could not answer for, with
+    why. What a missing answer means is the caller's to say."""
+    asked = {TopicPartition(topic, partition): spec for topic, partition in partitions}
+    if not asked:
+        return {}, {}
+    found: dict[Place, int] = {}
+    failed: dict[Place, KafkaException] = {}
+    for tp, future in admin.list_offsets(asked, request_timeout=timeout_s).items():
+        try:
+            found[tp.topic, tp.partition] = future.result().offset
+        except KafkaException as exc:
+            failed[tp.topic, tp.partition] = exc
+    return found, failed
 
 
 def committed_offsets(bootstrap_servers: str, group_id: str, partitions: list[TopicPartition],

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from pipeline.errors import InvalidInput
-from pipeline.documents import MISSING, Path, lookup, parse_path
+from pipeline.documents import MISSING, lookup, parse_path
 
 MAX_DEPTH = 16
 Test = Callable[[Any], bool]  # a test of one value, which may be MISSING

@@ -17,12 +17,12 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka import TopicPartition as AIOTopicPartition
-from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from pipeline.config import Settings
 from pipeline.errors import ServiceError
 from pipeline.kafka.admin import admin_client
+from pipeline.kafka.offsets import list_offsets
 from pipeline.subscriptions.model import Subscription
 from pipeline.subscriptions.secretbox import load_box
 from pipeline.subscriptions.records import apply_record
@@ -112,13 +112,10 @@ class SubscriptionTable:
     def _end_offsets(self, partitions: list[int]) -> dict[int, int]:
         if self._admin is None:
             self._admin = admin_client(self.settings.kafka_bootstrap_servers)
-        latest = OffsetSpec.latest()
-        futures = self._admin.list_offsets({TopicPartition(self.topic, p): latest for p in partitions},
-                                           request_timeout=10)
-        try:
-            return {tp.partition: future.result().offset for tp, future in futures.items()}
-        except KafkaException as exc:
-            raise ServiceError(f"could not read the end offsets of {self.topic}: {exc}") from exc
+        ends, failed = list_offsets(self._admin, [(self.topic, p) for p in partitions], OffsetSpec.latest(), 10)
+        if failed:
+            raise ServiceError(f"could not read the end offsets of {self.topic}: {next(iter(failed.values()))}")
+        return {partition: offset for (_, partition), offset in ends.items()}
 
     def settled_blocking(self, position: Position, timeout_s: float = 30.0) -> bool:
         """`settled`, for a thread other than the one whose loop follows the topic."""
