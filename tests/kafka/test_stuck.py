@@ -149,17 +149,29 @@ def _one_partition_topic(settings: Settings, name: str) -> str:
     return name
 
 
-class FirstProducerStuck(KafkaWriter):
+class FirstProducerStuck:
+    """Mixed into a writer: the first producer it makes can never write."""
+    _settings: Settings
+    _overrides: dict
+
     def _new_producer(self) -> Any:
         if not hasattr(self, "_made"):
             self._made = _stuck_first(self._settings, self._overrides)
         return self._made()
 
 
+class StuckFirstWriter(FirstProducerStuck, KafkaWriter):
+    pass
+
+
+class StuckFirstAcknowledgedProducer(FirstProducerStuck, AcknowledgedProducer):
+    pass
+
+
 @pytest.mark.integration
 def test_a_writer_replaces_a_stuck_producer_and_writes_what_it_held_in_order(settings: Settings, caplog) -> None:
     topic = _one_partition_topic(settings, f"{settings.topic_prefix}stuck-writer")
-    writer = FirstProducerStuck(settings, StuckWatch(lambda: True, after_s=1.0, look_every_s=0.2), **{"linger.ms": 5})
+    writer = StuckFirstWriter(settings, StuckWatch(lambda: True, after_s=1.0, look_every_s=0.2), **{"linger.ms": 5})
     for n in range(200):
         writer.write(topic, b"one-key", str(n).encode())
     flushed = threading.Event()
@@ -173,20 +185,13 @@ def test_a_writer_replaces_a_stuck_producer_and_writes_what_it_held_in_order(set
     assert writer.broken is None
 
 
-class FirstAcknowledgedProducerStuck(AcknowledgedProducer):
-    def _new_producer(self) -> Any:
-        if not hasattr(self, "_made"):
-            self._made = _stuck_first(self._settings, self._overrides)
-        return self._made()
-
-
 @pytest.mark.integration
 def test_an_acknowledged_producer_replaces_a_stuck_producer_and_its_callers_never_notice(settings: Settings) -> None:
     topic = _one_partition_topic(settings, f"{settings.topic_prefix}stuck-acked")
     watch = StuckWatch(lambda: True, after_s=1.0, look_every_s=0.2)
 
     async def send_all() -> None:
-        producer = FirstAcknowledgedProducerStuck(settings, watch, **{"linger.ms": 0})
+        producer = StuckFirstAcknowledgedProducer(settings, watch, **{"linger.ms": 0})
         await asyncio.gather(*(producer.send([Outgoing(topic, b"one-key", f"{n}-{i}".encode()) for i in range(3)])
                                for n in range(50)))
         await producer.send([Outgoing(topic, b"one-key", b"after")])
