@@ -12,6 +12,10 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from pipeline.config import Settings
 
 LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
+# Where the program configured no logging (a script using the SDK, a test session ending),
+# librdkafka's lines are dropped rather than printed bare by logging's last resort: a client
+# still alive after its broker stopped would print a reconnect failure every second.
+LIBRDKAFKA_LOG.addHandler(logging.NullHandler())
 
 
 def reliable_producer(settings: Settings, **overrides: Any) -> Producer:
