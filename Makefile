@@ -28,7 +28,7 @@ run: $(VENV)/.installed ## Start Kafka, the router, dispatcher, results service 
 test: install browser ## Run every test against a real Kafka broker and embedded ClickHouse
 	$(PY) -m pytest
 
-chaos: install ## Every chaos test, the broker stopped for a minute among them (not yet in make test)
+chaos: install ## Only the chaos tests (make test runs them too): kills of every stage, the broker stopped for a minute
 	$(PY) -m pytest -m "integration" tests/e2e/test_chaos.py
 
 # The dashboard is tested in a real headless browser: Debian's chromium, installed once.

@@ -153,7 +153,6 @@ def test_a_killed_stage_started_again_loses_nothing_and_breaks_no_order(settings
 
 
 @pytest.mark.integration
-@pytest.mark.outage  # librdkafka sometimes holds a producer's records after a graceful restart: README
 def test_the_stages_wait_out_a_broker_outage_and_carry_on(tmp_path: Path) -> None:
     endpoint = SlowEndpoint()
     receiver, base_url = started_receiver(endpoint)
