@@ -11,6 +11,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -132,32 +133,30 @@ def test_a_replacement_resends_what_waits_in_order_and_the_old_producers_reports
     assert producer.unreported == 0
 
 
-def _stuck_first(settings: Settings, overrides: dict) -> Any:
-    """The first producer made is aimed at a port where nothing listens; later ones at the broker."""
-    nowhere = settings.model_copy(update={"kafka_bootstrap_servers": f"127.0.0.1:{free_port()}"})
-    made: list[Any] = []
-
-    def new_producer() -> Any:
-        made.append(reliable_producer(nowhere if not made else settings, **overrides))
-        return made[-1]
-
-    return new_producer
-
-
 def _one_partition_topic(settings: Settings, name: str) -> str:
     ensure_topics(admin_client(settings.kafka_bootstrap_servers), [TopicSpec(name=name, partitions=1)])
     return name
 
 
 class FirstProducerStuck:
-    """Mixed into a writer: the first producer it makes can never write."""
+    """Mixed into a writer: the first producer it makes is aimed at a port where nothing listens,
+    later ones at the broker."""
     _settings: Settings
     _overrides: dict
+    producers_made = 0
 
     def _new_producer(self) -> Any:
-        if not hasattr(self, "_made"):
-            self._made = _stuck_first(self._settings, self._overrides)
-        return self._made()
+        self.producers_made += 1
+        nowhere = self._settings.model_copy(update={"kafka_bootstrap_servers": f"127.0.0.1:{free_port()}"})
+        return reliable_producer(nowhere if self.producers_made == 1 else self._settings, **self._overrides)
+
+
+def watch_of(writer: Callable[[], FirstProducerStuck | None]) -> StuckWatch:
+    """Sees the broker answer only while the writer's stuck producer is in use: a working one is
+    never replaced, however long its first acknowledgement takes on a broker just started (a
+    second replacement would write what the first had sent again, as it may)."""
+    return StuckWatch(lambda: (made := writer()) is not None and made.producers_made == 1,
+                      after_s=1.0, look_every_s=0.2)
 
 
 class StuckFirstWriter(FirstProducerStuck, KafkaWriter):
@@ -171,7 +170,8 @@ class StuckFirstAcknowledgedProducer(FirstProducerStuck, AcknowledgedProducer):
 @pytest.mark.integration
 def test_a_writer_replaces_a_stuck_producer_and_writes_what_it_held_in_order(settings: Settings, caplog) -> None:
     topic = _one_partition_topic(settings, f"{settings.topic_prefix}stuck-writer")
-    writer = StuckFirstWriter(settings, StuckWatch(lambda: True, after_s=1.0, look_every_s=0.2), **{"linger.ms": 5})
+    writer: StuckFirstWriter | None = None
+    writer = StuckFirstWriter(settings, watch_of(lambda: writer), **{"linger.ms": 5})
     for n in range(200):
         writer.write(topic, b"one-key", str(n).encode())
     flushed = threading.Event()
@@ -188,10 +188,11 @@ def test_a_writer_replaces_a_stuck_producer_and_writes_what_it_held_in_order(set
 @pytest.mark.integration
 def test_an_acknowledged_producer_replaces_a_stuck_producer_and_its_callers_never_notice(settings: Settings) -> None:
     topic = _one_partition_topic(settings, f"{settings.topic_prefix}stuck-acked")
-    watch = StuckWatch(lambda: True, after_s=1.0, look_every_s=0.2)
+    producer: StuckFirstAcknowledgedProducer | None = None
 
     async def send_all() -> None:
-        producer = StuckFirstAcknowledgedProducer(settings, watch, **{"linger.ms": 0})
+        nonlocal producer
+        producer = StuckFirstAcknowledgedProducer(settings, watch_of(lambda: producer), **{"linger.ms": 0})
         await asyncio.gather(*(producer.send([Outgoing(topic, b"one-key", f"{n}-{i}".encode()) for i in range(3)])
                                for n in range(50)))
         await producer.send([Outgoing(topic, b"one-key", b"after")])
