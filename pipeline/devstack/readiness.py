@@ -12,7 +12,7 @@ import socket
 import time
 from collections.abc import Iterable
 
-from confluent_kafka import ConsumerGroupState, KafkaException, TopicPartition
+from confluent_kafka import ConsumerGroupState, KafkaException
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from pipeline.config import Settings
@@ -39,12 +39,11 @@ def wait_until_serving(settings: Settings, groups: Iterable[str], timeout_s: flo
 
 def _partitions_answer(admin: AdminClient, prefix: str) -> bool:
     topics = admin.list_topics(timeout=PROBE_TIMEOUT_S).topics
-    partitions = [TopicPartition(name, partition) for name, topic in topics.items() if name.startswith(prefix)
+    partitions = [(name, partition) for name, topic in topics.items() if name.startswith(prefix)
                   for partition in topic.partitions]
     if not partitions:
         return True
-    return not list_offsets(admin, [(tp.topic, tp.partition) for tp in partitions], OffsetSpec.latest(),
-                            PROBE_TIMEOUT_S)[1]
+    return not list_offsets(admin, partitions, OffsetSpec.latest(), PROBE_TIMEOUT_S)[1]
 
 
 def _coordinators_answer(admin: AdminClient, groups: list[str]) -> bool:

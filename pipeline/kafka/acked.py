@@ -14,7 +14,6 @@ thread of our own cost more per message than this, in handing the GIL back and f
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +21,6 @@ from confluent_kafka import KafkaError, Message
 
 from pipeline.config import Settings
 from pipeline.errors import ServiceError
-from pipeline.kafka.admin import broker_answers
 from pipeline.kafka.clients import flush_or_raise, reliable_producer
 from pipeline.kafka.resending import ResendingProducer, replace_if_stuck
 from pipeline.kafka.stuck import StuckWatch
@@ -44,7 +42,7 @@ class AcknowledgedProducer:
     def __init__(self, settings: Settings, stuck: StuckWatch | None = None, **overrides: Any):
         self._settings, self._overrides = settings, overrides
         self._producer = ResendingProducer(self._new_producer)
-        self._stuck = stuck or StuckWatch(lambda: broker_answers(settings.kafka_bootstrap_servers))
+        self._stuck = stuck or StuckWatch.of_broker(settings.kafka_bootstrap_servers)
         self._outstanding = 0
         self._reports: asyncio.Task | None = None
 
@@ -86,13 +84,10 @@ class AcknowledgedProducer:
     async def _serve_reports(self) -> None:
         while self._outstanding > 0:
             self._producer.poll(0)
-            if self._quiet():  # the look may take a moment, and the replacing too: not on the loop
+            if self._stuck.due() and self._stuck.worth_asking(self._producer.waiting_since()):
+                # The look may take a moment, and the replacing too: not on the loop.
                 await asyncio.to_thread(replace_if_stuck, self._producer, self._stuck)
             await asyncio.sleep(REPORTS_EVERY_S)
-
-    def _quiet(self) -> bool:
-        """A message waiting a while, and time to look: only then is the broker asked."""
-        return time.monotonic() - self._producer.waiting_since() >= self._stuck.look_every_s and self._stuck.due()
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Waits for what is queued (its callers, if any are left, are not told)."""

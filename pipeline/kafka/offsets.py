@@ -59,7 +59,7 @@ def list_offsets(admin: AdminClient, partitions: Iterable[Place], spec: OffsetSp
 
 
 def committed_offsets(bootstrap_servers: str, group_id: str, partitions: list[TopicPartition],
-                      timeout_s: float) -> dict[tuple[str, int], int]:
+                      timeout_s: float) -> dict[Place, int]:
     """A group's committed offsets (OFFSET_INVALID, below zero, where it committed none); raises
     KafkaException if Kafka does not answer within the timeout.
 

@@ -120,7 +120,7 @@ class ResendingProducer:
 
 def replace_if_stuck(producer: ResendingProducer, stuck: StuckWatch) -> None:
     """Cheap unless it is time to ask the broker (see StuckWatch.stuck): call it while waiting."""
-    if stuck.stuck(producer.waiting_since()):
+    if stuck.due() and stuck.stuck(producer.waiting_since()):  # due() first: this runs on hot paths
         log.warning("Kafka answers, but a record has waited for its acknowledgement for %.0f s: "
                     "writing the %d waiting again through a new producer", stuck.after_s, producer.unreported)
         producer.replace()

@@ -15,6 +15,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from pipeline.kafka.admin import broker_answers
+
 # Long enough for a producer to reconnect and write after a broker comes back (librdkafka's
 # reconnect backoff reaches 10 s); short enough that a stuck one costs seconds, not minutes.
 STUCK_AFTER_S = 20.0
@@ -29,16 +31,25 @@ class StuckWatch:
         self._answering_since: float | None = None
         self._last_look: float | None = None
 
+    @classmethod
+    def of_broker(cls, bootstrap_servers: str) -> StuckWatch:
+        """A watch that asks the broker itself whether it answers."""
+        return cls(lambda: broker_answers(bootstrap_servers))
+
     def due(self) -> bool:
         """Whether `stuck()` would ask the broker now (it answers False, without asking, until then)."""
         return self._last_look is None or self._clock() - self._last_look >= self.look_every_s
+
+    def worth_asking(self, waiting_since: float) -> bool:
+        """Time to look, and a record has waited at least that long (else records are flowing)."""
+        return self.due() and self._clock() - waiting_since >= self.look_every_s
 
     def stuck(self, waiting_since: float) -> bool:
         """Whether a record has waited for its acknowledgement for `after_s` (`waiting_since`: the
         clock's time it was produced) while the broker answered all along. Asks the broker at
         most once per `look_every_s`: cheap to call in a waiting loop."""
-        if not self.due() or self._clock() - waiting_since < self.look_every_s:
-            return False  # not time to ask, or records are flowing
+        if not self.worth_asking(waiting_since):
+            return False
         now = self._last_look = self._clock()
         if not self._broker_answers():
             self._answering_since = None

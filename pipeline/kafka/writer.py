@@ -25,7 +25,6 @@ from confluent_kafka import KafkaError, KafkaException, Message
 
 from pipeline.config import Settings
 from pipeline.errors import ServiceError
-from pipeline.kafka.admin import broker_answers
 from pipeline.kafka.clients import reliable_producer
 from pipeline.kafka.resending import ResendingProducer, flush_replacing_stuck, replace_if_stuck
 from pipeline.kafka.stuck import StuckWatch
@@ -51,7 +50,7 @@ class KafkaWriter:
         self.max_record_bytes = settings.max_record_bytes
         self._settings, self._overrides = settings, {"message.timeout.ms": 0, **producer_overrides}
         self._producer = ResendingProducer(self._new_producer)
-        self._stuck = stuck or StuckWatch(lambda: broker_answers(settings.kafka_bootstrap_servers))
+        self._stuck = stuck or StuckWatch.of_broker(settings.kafka_bootstrap_servers)
         self.broken: str | None = None  # why nothing may be committed any more, once a write failed
         self._queue_full = BrokerWait()
         self._unacknowledged = BrokerWait()

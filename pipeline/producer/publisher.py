@@ -13,7 +13,6 @@ from confluent_kafka import KafkaError, Message
 
 from pipeline.config import Settings
 from pipeline.errors import ServiceError
-from pipeline.kafka.admin import broker_answers
 from pipeline.kafka.clients import reliable_producer
 from pipeline.kafka.resending import ResendingProducer, flush_replacing_stuck, replace_if_stuck
 from pipeline.kafka.stuck import StuckWatch
@@ -25,7 +24,7 @@ class EventPublisher:
     def __init__(self, settings: Settings):
         self.topic = TopicNames.from_settings(settings).events
         self._producer = ResendingProducer(lambda: reliable_producer(settings))
-        self._stuck = StuckWatch(lambda: broker_answers(settings.kafka_bootstrap_servers))
+        self._stuck = StuckWatch.of_broker(settings.kafka_bootstrap_servers)
         self._errors: list[str] = []
 
     def publish(self, event: Event) -> None:
