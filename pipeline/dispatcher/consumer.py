@@ -215,8 +215,12 @@ class EndpointConsumer:
         long as a broker is away): what this dispatcher would deliver meanwhile, their new owner
         delivers again from their last commit."""
         self._shards -= shards
-        self.deliverer.letting_go.update(p for p in self._work if self._shard(self.names.subscription_of(p.topic)) in shards)
-        await self._release_where(lambda subscription_id: self._shard(subscription_id) in shards, commit=False)
+
+        def lost(subscription_id: str) -> bool:
+            return self._shard(subscription_id) in shards
+
+        self.deliverer.letting_go.update(p for p in self._work if lost(self.names.subscription_of(p.topic)))
+        await self._release_where(lost, commit=False)
 
     async def _follow_subscriptions(self) -> None:
         """New subscriptions in our shards are fetched at once; deleted ones are let go."""

@@ -91,7 +91,8 @@ def create_app(settings: Settings) -> faust.App:
         # Events Kafka deleted before the router read them (the events topic's retention passed
         # while no router ran): faust would start past them without a word.
         admin = admin_client(settings.kafka_bootstrap_servers)
-        lost = await asyncio.to_thread(group_losses, admin, settings.kafka_bootstrap_servers, app.conf.id, [names.events])
+        lost = await asyncio.to_thread(group_losses, admin, settings.kafka_bootstrap_servers, app.conf.id,
+                                       [names.events])
         await asyncio.to_thread(LossReporter(settings, "router").report, lost)
 
     @app.task
