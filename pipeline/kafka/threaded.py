@@ -16,14 +16,14 @@ from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, Message
 
-from pipeline.kafka.clients import LIBRDKAFKA_LOG
+from pipeline.kafka.clients import LIBRDKAFKA_LOG, NO_NAGLE
 
 T = TypeVar("T")
 
 
 class ThreadedConsumer:
     def __init__(self, config: dict[str, Any], name: str):
-        self.raw = Consumer({"logger": LIBRDKAFKA_LOG, **config})
+        self.raw = Consumer({"logger": LIBRDKAFKA_LOG, **NO_NAGLE, **config})
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
 
     async def call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
