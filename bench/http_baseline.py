@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline import eventloop
+from pipeline.devstack.ports import free_port
 from pipeline.dispatcher.http import HttpTransport, make_transport
 from pipeline.models import new_secret
 from pipeline.signing import webhook_headers
@@ -94,7 +94,7 @@ def _percentile(sorted_values: list[float], fraction: float) -> float:
 @contextmanager
 def receiver_process(*options: str) -> Iterator[str]:
     """A quiet receiver in its own process; yields its base URL once it answers."""
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen([sys.executable, "-m", "pipeline.receiver", "--port", str(port), "--quiet", *options],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -104,13 +104,6 @@ def receiver_process(*options: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(10)
-
-
-def _free_port() -> int:
-    # The port may be taken between this probe and the receiver's bind; then the start fails loudly.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _wait_until_answering(base_url: str, process: subprocess.Popen) -> None:

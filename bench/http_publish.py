@@ -26,9 +26,10 @@ from rich.table import Table
 
 from pipeline import eventloop
 from pipeline.config import Settings
-from pipeline.devstack.kafka_broker import KafkaBroker
+from pipeline.devstack.kafka_broker import own_broker
+from pipeline.devstack.ports import free_port
 from pipeline.devstack.stack import start_stage, stop_children
-from pipeline.kafka.admin import delete_topics_with_prefix, ensure_core_topics
+from pipeline.kafka.admin import ensure_core_topics
 from pipeline.kafka.offsets import watermarks
 from pipeline.producer import EventPublisher
 from pipeline.topics import TopicNames
@@ -162,24 +163,14 @@ def report(rates: dict[str, Rate]) -> Table:
 
 
 def main() -> None:
-    base = Settings()
-    KafkaBroker(base).start()
-    with tempfile.TemporaryDirectory() as data_dir:
-        settings = base.model_copy(update={"topic_prefix": f"benchpub{uuid.uuid4().hex[:6]}.",
-                                           "data_dir": Path(data_dir), "api_port": _free_port()})
+    with tempfile.TemporaryDirectory() as data_dir, own_broker(Path(data_dir)) as broker:
+        settings = Settings().model_copy(update={
+            "topic_prefix": f"benchpub{uuid.uuid4().hex[:6]}.", "data_dir": Path(data_dir), "api_port": free_port(),
+            "kafka_bootstrap_servers": broker.bootstrap})
         console.print(f"[bold]publishing[/bold]: {EVENTS} events through the SDK, {SINGLE_REQUESTS} requests "
                       f"of one event and {EVENTS // BATCH} of {BATCH} over HTTP")
-        try:
-            rates = measure(settings)
-        finally:
-            delete_topics_with_prefix(settings.kafka_bootstrap_servers, settings.topic_prefix)
+        rates = measure(settings)
     console.print(report(rates))
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 if __name__ == "__main__":

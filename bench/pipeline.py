@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import tempfile
 import time
 import uuid
@@ -37,8 +36,9 @@ from bench import hops, stack
 from bench.http_baseline import raw_post_rate, received_count, receiver_process
 from pipeline import eventloop
 from pipeline.config import PROJECT_ROOT, Settings
-from pipeline.devstack.kafka_broker import KafkaBroker
-from pipeline.kafka.admin import delete_topics_with_prefix, ensure_core_topics
+from pipeline.devstack.kafka_broker import own_broker
+from pipeline.devstack.ports import free_port
+from pipeline.kafka.admin import ensure_core_topics
 from pipeline.producer import EventPublisher
 from pipeline.subscriptions.commands import SubscriptionCommands
 from pipeline.subscriptions.writer import SubscriptionWriter
@@ -54,12 +54,6 @@ LOGS = PROJECT_ROOT / ".data" / "bench-logs" / "pipeline"
 PROFILE = bool(os.environ.get("BENCH_PROFILE"))  # py-spy on every stage during the saturated run
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def wait_for(probe, timeout_s: float, what: str):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -70,9 +64,10 @@ def wait_for(probe, timeout_s: float, what: str):  # type: ignore[no-untyped-def
     raise TimeoutError(f"{what} did not happen within {timeout_s:.0f} s")
 
 
-def bench_settings(data_dir: Path) -> Settings:
+def bench_settings(data_dir: Path, bootstrap_servers: str) -> Settings:
     return Settings().model_copy(update={
         "topic_prefix": f"bench{uuid.uuid4().hex[:6]}.", "data_dir": data_dir,
+        "kafka_bootstrap_servers": bootstrap_servers,
         "clickhouse_dsn": f"chdb://{data_dir / 'clickhouse'}", "results_port": free_port(), "api_port": free_port(),
     })
 
@@ -193,7 +188,6 @@ def run_all(settings: Settings, receiver_url: str, hanging_url: str, broker_pid:
         bench.publisher.flush()
     finally:
         stack.stop(stages)
-        delete_topics_with_prefix(settings.kafka_bootstrap_servers, settings.topic_prefix)
     return {"saturated": saturated, "fan_out": fan_out, "beside": beside, "curve": curve, "hops": hop_runs,
             "missing": missing, "reordered": reordered}
 
@@ -227,21 +221,19 @@ def raw_rates() -> dict[str, Any]:
 
 
 def main() -> None:
-    broker = KafkaBroker(Settings())
-    broker.start()
     LOGS.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as data_dir:
-        settings = bench_settings(Path(data_dir))
+    with tempfile.TemporaryDirectory() as data_dir, own_broker(Path(data_dir)) as broker:
+        settings = bench_settings(Path(data_dir), broker.bootstrap)
         before = raw_rates()  # before and after the end-to-end runs: the machine's own drift shows
         console.print(f"[bold]end to end[/bold]: {EVENTS:,} events over {KEYS:,} ordering keys, client "
                       f"{settings.http_client}; stage logs in {LOGS}")
         with receiver_process() as base_url, receiver_process("--hang", "/") as hanging_url:
-            results = run_all(settings, base_url, hanging_url, broker._running_pid())
+            results = run_all(settings, base_url, hanging_url, broker.pid)
         after = raw_rates()
-    from bench import results_sink  # it borrows this module's helpers, so it is imported late
+        from bench import results_sink  # it borrows this module's helpers, so it is imported late
 
-    console.print("[bold]results sink[/bold]: attempt records into ClickHouse")
-    sink = results_sink.run()
+        console.print("[bold]results sink[/bold]: attempt records into ClickHouse")
+        sink = results_sink.run(broker.bootstrap)
     baseline = (before[settings.http_client].rate_per_s + after[settings.http_client].rate_per_s) / 2
     for table in report(results, before, after, baseline, settings.http_client):
         console.print(table)

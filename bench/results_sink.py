@@ -24,10 +24,11 @@ from confluent_kafka import Producer
 from rich.console import Console
 from rich.table import Table
 
-from bench.pipeline import free_port, stage_environment, wait_for
+from bench.pipeline import stage_environment, wait_for
 from pipeline.codec import codec
 from pipeline.config import Settings
-from pipeline.devstack.kafka_broker import KafkaBroker
+from pipeline.devstack.kafka_broker import own_broker
+from pipeline.devstack.ports import free_port
 from pipeline.kafka.admin import delete_topics_with_prefix, ensure_core_topics
 from pipeline.kafka.clients import flush_or_raise, reliable_producer
 from pipeline.results import client
@@ -117,11 +118,12 @@ def _visible(base_url: str, token: str, subscription_id: str) -> bool:
     return bool(client.fetch(base_url, "/v1/attempts", query, token=token)["attempts"])
 
 
-def run(rows: int = ROWS, samples: int = LAG_SAMPLES) -> dict[str, Any]:
-    """Both figures, on fresh topics and a fresh store; the broker must be running."""
+def run(bootstrap_servers: str, rows: int = ROWS, samples: int = LAG_SAMPLES) -> dict[str, Any]:
+    """Both figures, on fresh topics and a fresh store, with the broker at bootstrap_servers."""
     with tempfile.TemporaryDirectory() as data_dir:
         settings = Settings().model_copy(update={
             "topic_prefix": f"bench{uuid.uuid4().hex[:6]}.", "data_dir": Path(data_dir),
+            "kafka_bootstrap_servers": bootstrap_servers,
             "clickhouse_dsn": f"chdb://{Path(data_dir) / 'clickhouse'}", "results_port": free_port()})
         ensure_core_topics(settings)
         try:
@@ -143,8 +145,8 @@ def table_rows(figures: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def main() -> None:
-    KafkaBroker(Settings()).start()
-    figures = run()
+    with tempfile.TemporaryDirectory() as broker_dir, own_broker(Path(broker_dir)) as broker:
+        figures = run(broker.bootstrap)
     table = Table("measure", "value", title="results sink (one machine, one run)")
     for measure, value in table_rows(figures):
         table.add_row(measure, value)

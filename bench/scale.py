@@ -33,8 +33,9 @@ from rich.table import Table
 from bench import stack
 from bench.http_baseline import receiver_process
 from pipeline.config import PROJECT_ROOT, Settings
-from pipeline.devstack.kafka_broker import KafkaBroker
-from pipeline.kafka.admin import delete_topics_with_prefix, ensure_core_topics
+from pipeline.devstack.kafka_broker import own_broker
+from pipeline.devstack.ports import free_port
+from pipeline.kafka.admin import ensure_core_topics
 from pipeline.producer import EventPublisher
 
 console = Console()
@@ -47,18 +48,11 @@ TOKEN = "bench_admin"
 PROFILE = bool(os.environ.get("BENCH_PROFILE"))  # py-spy on every stage during the last wave
 
 
-def scale_settings(data_dir: Path) -> Settings:
+def scale_settings(data_dir: Path, bootstrap_servers: str) -> Settings:
     return Settings().model_copy(update={
         "topic_prefix": f"scale{uuid.uuid4().hex[:6]}.", "data_dir": data_dir,
-        "clickhouse_dsn": f"chdb://{data_dir / 'clickhouse'}", "results_port": _free_port(), "api_port": _free_port()})
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        "kafka_bootstrap_servers": bootstrap_servers,
+        "clickhouse_dsn": f"chdb://{data_dir / 'clickhouse'}", "results_port": free_port(), "api_port": free_port()})
 
 
 class Receipts:
@@ -270,17 +264,15 @@ def memory(stages: list, broker_pid: int | None) -> list[tuple[str, float | None
 
 
 def main() -> None:
-    broker = KafkaBroker(Settings())
-    broker.start()
-    with tempfile.TemporaryDirectory() as tmp, receiver_process() as receiver_url:
-        settings = scale_settings(Path(tmp))
+    with (tempfile.TemporaryDirectory() as tmp, own_broker(Path(tmp)) as broker,
+          receiver_process() as receiver_url):
+        settings = scale_settings(Path(tmp), broker.bootstrap)
         logs = PROJECT_ROOT / ".data" / "bench-logs" / "scale"
         shutil.rmtree(logs, ignore_errors=True)
         try:
-            report(*run(settings, receiver_url, logs, broker._running_pid()))
+            report(*run(settings, receiver_url, logs, broker.pid))
         finally:
             console.print(f"the stages' logs are in {logs}")
-            delete_topics_with_prefix(settings.kafka_bootstrap_servers, settings.topic_prefix, timeout_s=120)
 
 
 def run(settings: Settings, receiver_url: str, logs: Path, broker_pid: int | None) -> tuple:

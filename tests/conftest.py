@@ -8,7 +8,6 @@ from __future__ import annotations
 import gc
 import os
 import shutil
-import socket
 import uuid
 from collections.abc import Iterator
 from functools import cache
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.devstack.ports import free_port
 from pipeline.config import PROJECT_ROOT, Settings
 from pipeline.devstack.kafka_broker import KafkaBroker
 from pipeline.kafka.admin import delete_topics_with_prefix, ensure_core_topics
@@ -66,12 +66,6 @@ def clickhouse_server() -> Iterator[str | None]:
             yield f"http://{container.username}:{container.password}@{host}:{port}"
         return
     yield None
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

@@ -15,10 +15,14 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipeline.config import PROJECT_ROOT, Settings
+from pipeline.devstack.ports import free_port
 from pipeline.errors import ServiceError
 from pipeline.kafka.admin import broker_answers, wait_for_broker
 
@@ -148,6 +152,11 @@ class KafkaBroker:
         classpath = f"{self.paths.jars}/*" + (f":{extra_jars}/*" if extra_jars else "")
         return ["java", logging_flag, "-cp", classpath, *args]
 
+    @property
+    def pid(self) -> int | None:
+        """The broker process's pid, if it was started from this data directory and runs."""
+        return self._running_pid()
+
     def _running_pid(self) -> int | None:
         try:
             pid = int(self.paths.pid_file.read_text())
@@ -157,6 +166,24 @@ class KafkaBroker:
             return pid
         self.paths.pid_file.unlink(missing_ok=True)  # stale: the broker died without us
         return None
+
+
+@contextmanager
+def own_broker(directory: Path, **settings: Any) -> Iterator[KafkaBroker]:
+    """A broker for one user alone (a test that stops it, a benchmark), on free ports, its data
+    under directory, stopped at the end. The shared broker at 127.0.0.1:19092 may be stopped, or
+    formatted anew, by another command meanwhile: a client would then be told its topics do not
+    exist. The jars are the ones fetched for the shared broker."""
+    jars = KafkaBroker(Settings()).fetch_jars()
+    broker = KafkaBroker(Settings(data_dir=directory, kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",
+                                  kafka_controller_port=free_port(), **settings))
+    broker.paths.root.mkdir(parents=True, exist_ok=True)
+    broker.paths.jars.symlink_to(jars, target_is_directory=True)
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.stop()
 
 
 def _most_open_files() -> None:

@@ -19,11 +19,11 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from pipeline.config import Settings
+from pipeline.devstack.kafka_broker import own_broker
 from pipeline.producer import EventPublisher
 from pipeline.results.sink import results_group_id
 from pipeline.topics import TopicNames
@@ -39,7 +39,6 @@ from tests.e2e.chaos import (
     started_receiver,
     subscribe,
 )
-from tests.own_broker import own_broker
 from tests.polling import wait_until
 from tests.stages import logs_on_failure, running_stages, start_stage
 
@@ -157,7 +156,7 @@ def test_the_stages_wait_out_a_broker_outage_and_carry_on(tmp_path: Path) -> Non
     endpoint = SlowEndpoint()
     receiver, base_url = started_receiver(endpoint)
     logs = tmp_path / "logs"
-    with own_broker(tmp_path / "broker") as broker:
+    with own_broker(tmp_path / "broker", kafka_heap="512m") as broker:
         settings = next(fresh_settings(broker.bootstrap, tmp_path))
         subscription = subscribe(settings, base_url, timeout_ms=10_000)
         try:

@@ -18,13 +18,13 @@ import pytest
 from confluent_kafka import KafkaError
 
 from pipeline.config import Settings
+from pipeline.devstack.ports import free_port
 from pipeline.kafka.acked import AcknowledgedProducer, Outgoing
 from pipeline.kafka.admin import TopicSpec, admin_client, ensure_topics
 from pipeline.kafka.clients import reliable_producer
 from pipeline.kafka.resending import ResendingProducer
 from pipeline.kafka.stuck import StuckWatch
 from pipeline.kafka.writer import KafkaWriter
-from tests.conftest import free_port
 from tests.polling import wait_until
 from tests.topics import every_record
 

@@ -14,7 +14,7 @@ from pipeline.errors import ServiceError
 from pipeline.kafka.writer import PATIENCE_S, RECORD_OVERHEAD_BYTES, KafkaWriter, record_size
 from pipeline.router.app import FlushBeforeCommit
 from pipeline.topics import TopicNames
-from tests.conftest import free_port
+from pipeline.devstack.ports import free_port
 from tests.polling import wait_until
 
 pytestmark = pytest.mark.integration

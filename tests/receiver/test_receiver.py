@@ -15,6 +15,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
+from pipeline.devstack.ports import free_port
 from pipeline.dispatcher.request import build_request
 from pipeline.models import Event, new_secret
 from pipeline.receiver import Receiver
@@ -158,12 +159,6 @@ def test_stop_closes_the_port_and_can_be_called_twice(secret: str) -> None:
         httpx.get(f"{base_url}/_count")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _count(base_url: str) -> int | None:
     try:
         return httpx.get(f"{base_url}/_count", timeout=2).json()["count"]
@@ -172,7 +167,7 @@ def _count(base_url: str) -> int | None:
 
 
 def test_python_m_pipeline_receiver_serves_another_process(secret: str) -> None:
-    base_url = f"http://127.0.0.1:{_free_port()}"
+    base_url = f"http://127.0.0.1:{free_port()}"
     process = subprocess.Popen(
         [sys.executable, "-m", "pipeline.receiver", "--port", base_url.rsplit(":", 1)[1], "--secret", secret],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

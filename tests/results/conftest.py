@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -16,6 +15,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from pydantic import SecretStr
 
+from pipeline.devstack.ports import free_port
 from pipeline.codec import codec
 from pipeline.config import Settings
 from pipeline.kafka.admin import admin_client, broker_answers, core_topics, ensure_topics
@@ -166,12 +166,6 @@ async def wait_until(condition: Callable[[], Awaitable[bool]], what: str, timeou
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
         await asyncio.sleep(0.05)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # The known mix (tests/results/mix.py), stored once per module that asks for it.

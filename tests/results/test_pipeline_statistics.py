@@ -15,6 +15,7 @@ import httpx
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from pipeline.devstack.ports import free_port
 from pipeline.kafka.offsets import watermarks
 from pipeline.producer import EventPublisher
 from pipeline.results import client
@@ -24,7 +25,6 @@ from pipeline.subscriptions.snapshot import read_snapshot
 from pipeline.subscriptions.writer import SubscriptionWriter
 from pipeline.tokens import client_token
 from pipeline.topics import TopicNames
-from tests.conftest import free_port
 from tests.polling import wait_until
 from tests.results.endpoints import TIMEOUT, ScriptedEndpoints
 from tests.stages import logs_on_failure, running_stages
