@@ -3,7 +3,8 @@
 The whole stack runs here (broker, router, dispatcher, results service, admin API, a receiver
 process). One steady endpoint gets 100 events a second throughout. Endpoints are created through
 the admin API in waves up to BENCH_SCALE_ENDPOINTS (each with its own event type and URL path),
-and each new endpoint is sent one event as soon as it exists. For each wave the table shows the
+and each new endpoint is sent one event as soon as it exists; the API keeps BENCH_SCALE_POOL
+(1,000) endpoint topics made ahead, and each wave starts once they are ready. For each wave the table shows the
 creation rate, the first-event latency of the new endpoints, and the steady endpoint's latency
 and longest gap between deliveries while the wave was created. Then the resident memory of every
 process, and a second dispatcher: once the shards are shared, one of the two is killed with
@@ -43,6 +44,9 @@ ENDPOINTS = int(os.environ.get("BENCH_SCALE_ENDPOINTS", "10000"))
 WAVES = sorted({n for n in (100, 1000, 5000, ENDPOINTS - 1000, ENDPOINTS) if 0 < n <= ENDPOINTS})
 STEADY_RATE = 100.0
 CREATE_CONCURRENCY = 32
+# Endpoint topics the API makes ahead (PIPELINE_ENDPOINT_TOPIC_POOL); each wave starts once the
+# pool is full, as a burst of new customers would find it after a quiet while.
+POOL = int(os.environ.get("BENCH_SCALE_POOL", "1000"))
 SAMPLE, SAMPLE_SECONDS, KILL_AFTER_S = 300, 30, 8
 TOKEN = "bench_admin"
 PROFILE = bool(os.environ.get("BENCH_PROFILE"))  # py-spy on every stage during the last wave
@@ -141,6 +145,7 @@ def run_waves(settings: Settings, api_url: str, receiver_url: str, publisher: Ev
               receipts: Receipts, pids: dict[str, int], stages: list, logs: Path) -> list[dict]:
     waves, created = [], 0
     for target in WAVES:
+        _wait(lambda: _pooled(api_url) >= min(POOL, target - created), 1800, "the pool of endpoint topics filled", 2.0)
         spies = stack.start_profiles(stages, logs) if PROFILE and target == WAVES[-1] else []
         started, cpu_before = time.time(), {name: stack.cpu_seconds(pid) for name, pid in pids.items()}
         made = asyncio.run(create_endpoints(api_url, receiver_url, range(created, target), publisher))
@@ -277,7 +282,8 @@ def main() -> None:
 
 def run(settings: Settings, receiver_url: str, logs: Path, broker_pid: int | None) -> tuple:
     ensure_core_topics(settings)
-    env = stack.stage_environment(settings, PIPELINE_API_TOKENS=json.dumps({TOKEN: "*"}))
+    env = stack.stage_environment(settings, PIPELINE_API_TOKENS=json.dumps({TOKEN: "*"}),
+                                  PIPELINE_ENDPOINT_TOPIC_POOL=str(POOL))
     stages = [stack.start(name, f"pipeline.{name}", env, logs) for name in ("router", "dispatcher", "results", "api")]
     api_url = f"http://127.0.0.1:{settings.api_port}"
     receipts = Receipts(receiver_url)
@@ -289,7 +295,8 @@ def run(settings: Settings, receiver_url: str, logs: Path, broker_pid: int | Non
             steady = Ticker(publisher, [("steady.tick", "steady")], 1 / STEADY_RATE)
             steady.start()
             _wait(lambda: receipts.count() > 0, 120, "the first steady delivery")
-            console.print(f"[bold]bench-scale[/bold]: creating {ENDPOINTS:,} endpoints in waves, 100 events/s to a steady one")
+            console.print(f"[bold]bench-scale[/bold]: creating {ENDPOINTS:,} endpoints in waves, 100 events/s to a "
+                          f"steady one; {POOL:,} endpoint topics made ahead")
             pids = {"broker": broker_pid, **{stage.name: stage.process.pid for stage in stages}} if broker_pid else \
                 {stage.name: stage.process.pid for stage in stages}
             waves = run_waves(settings, api_url, receiver_url, publisher, receipts, pids, stages, logs)
@@ -297,8 +304,16 @@ def run(settings: Settings, receiver_url: str, logs: Path, broker_pid: int | Non
             kill = kill_one_dispatcher(settings, env, logs, stages, waves, publisher, receipts)
             steady.stopping.set()
         return waves, rss, kill, stack.crashed([s for s in stages if s.name != "dispatcher-2"])
+    except BaseException:
+        for crash in stack.crashed(stages):  # what the benchmark failed on may be a stage that died
+            console.print(f"[red]{crash}[/red]")
+        raise
     finally:
         stack.stop(stages)
+
+
+def _pooled(api_url: str) -> int:
+    return httpx.get(f"{api_url}/healthz", timeout=30).json()["endpoint_topics_ready"]
 
 
 def _answers(url: str) -> bool:

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     events_partitions: int = 8
     endpoint_partitions: int = Field(
         1, ge=1, description="Partitions of a new endpoint topic: one owner per endpoint, lanes per key inside it.")
+    endpoint_topic_pool: int = Field(
+        0, ge=0, le=10_000, description="Endpoint topics the admin API keeps made ahead, so a burst of new "
+                                        "subscriptions does not wait for the broker to create each one's topic.")
     # The results sink inserts once per partition per batch, and each insert costs ClickHouse
     # about the same whatever its size: more partitions only pay off with more sinks (server mode).
     results_partitions: int = 2

@@ -39,7 +39,8 @@ from pipeline.tokens import PUBLISH, load_tokens
 def create_app(settings: Settings) -> FastAPI:
     table = SubscriptionTable(settings)
     # Each write waits until this process's table has read it, so a read right after it sees it.
-    commands = SubscriptionCommands(SubscriptionWriter(settings), table.get, table.settled_blocking)
+    writer = SubscriptionWriter(settings, topic_pool=settings.endpoint_topic_pool)
+    commands = SubscriptionCommands(writer, table.get, table.settled_blocking)
     tokens = load_tokens(settings)
     caller = caller_from(tokens)
     results_url = f"http://127.0.0.1:{settings.results_port}"
@@ -47,6 +48,7 @@ def create_app(settings: Settings) -> FastAPI:
     publishing = Publishing(settings)
     registry = CollectorRegistry()
     metrics = ApiMetrics(registry)
+    metrics.pooled_topics.set_function(writer.pooled)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -55,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
         await publishing.start()
         yield
         await publishing.stop()
+        await asyncio.to_thread(writer.close)
         follower.cancel()
         await asyncio.gather(follower, return_exceptions=True)
 
@@ -73,7 +76,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
-        return {"ok": True, "subscriptions": len(table.rows)}
+        return {"ok": True, "subscriptions": len(table.rows), "endpoint_topics_ready": writer.pooled()}
 
     app.include_router(stats_router(results_url, caller))
     mount_dashboard(app)

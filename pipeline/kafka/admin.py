@@ -85,10 +85,14 @@ DELETE_BATCH = 1000
 
 
 def delete_topics_with_prefix(bootstrap_servers: str, prefix: str, timeout_s: float = 30.0) -> None:
-    """Deletes every topic whose name starts with prefix: a test's or a benchmark's own, at its end.
-    Best effort: a topic already gone, or one the broker is still deleting, is fine."""
+    """Deletes every topic whose name starts with prefix: a test's or a benchmark's own, at its end."""
     admin = admin_client(bootstrap_servers)
-    names = [name for name in admin.list_topics(timeout=timeout_s).topics if name.startswith(prefix)]
+    delete_topics(admin, [name for name in admin.list_topics(timeout=timeout_s).topics if name.startswith(prefix)],
+                  timeout_s)
+
+
+def delete_topics(admin: AdminClient, names: list[str], timeout_s: float = 30.0) -> None:
+    """Best effort: a topic already gone, or one the broker is still deleting, is fine."""
     # The controller refuses a deletion of more than 10,000 partitions in one request.
     for start in range(0, len(names), DELETE_BATCH):
         for future in admin.delete_topics(names[start:start + DELETE_BATCH], operation_timeout=timeout_s).values():

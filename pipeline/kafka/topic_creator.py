@@ -31,13 +31,22 @@ class TopicCreator:
 
     def ensure(self, spec: TopicSpec) -> None:
         """Returns once the topic exists (made now or before); raises ServiceError if it cannot be made."""
-        if spec.name in self._created:
-            return
-        done: Future[None] = Future()
-        self._asked.put((spec, done))
-        self._start()
-        done.result()
-        self._created.add(spec.name)
+        self.ensure_all([spec])
+
+    def ensure_all(self, specs: list[TopicSpec]) -> None:
+        """Returns once every topic exists; raises the first ServiceError of those that cannot be made."""
+        asked = [(spec, Future()) for spec in specs if spec.name not in self._created]
+        for spec_and_future in asked:
+            self._asked.put(spec_and_future)
+        if asked:
+            self._start()
+        for spec, done in asked:
+            done.result()
+            self._created.add(spec.name)
+
+    def made(self, name: str) -> bool:
+        """Whether this creator has seen the topic exist."""
+        return name in self._created
 
     def _start(self) -> None:
         with self._lock:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class ApiMetrics:
@@ -13,3 +13,5 @@ class ApiMetrics:
                                  ["route"], registry=registry)
         self.published = Counter("webhook_api_events_published", "Events accepted by POST /v1/events "
                                  "(duplicates left out)", registry=registry)
+        self.pooled_topics = Gauge("webhook_api_endpoint_topics_ready", "Endpoint topics made ahead that no "
+                                   "subscription took yet (PIPELINE_ENDPOINT_TOPIC_POOL)", registry=registry)

@@ -52,6 +52,8 @@ class SubscriptionCommands:
     def create(self, fields: dict[str, Any]) -> Subscription:
         subscription_id = fields.pop("id", None)
         accepted = validated(SubscriptionFields, **fields).model_dump(exclude_none=True)
+        if subscription_id is None and "partitions" not in accepted:
+            subscription_id = self.writer.pooled_id()  # its topic exists already, if one is ready
         if subscription_id is not None:
             accepted["id"] = subscription_id
         subscription = validated(Subscription, **accepted)
