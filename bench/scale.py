@@ -4,12 +4,12 @@ The whole stack runs here (broker, router, dispatcher, results service, admin AP
 process). One steady endpoint gets 100 events a second throughout. Endpoints are created through
 the admin API in waves up to BENCH_SCALE_ENDPOINTS (each with its own event type and URL path),
 and each new endpoint is sent one event as soon as it exists; with BENCH_SCALE_POOL set, the API
-keeps that many endpoint topics made ahead, and each wave starts once they are ready. For each wave the table shows the
-creation rate, the first-event latency of the new endpoints, and the steady endpoint's latency
-and longest gap between deliveries while the wave was created. Then the resident memory of every
-process, and a second dispatcher: once the shards are shared, one of the two is killed with
-SIGKILL while a sample of endpoints gets an event a second each, and the table shows how long
-the endpoints of the killed one waited, and whether the others noticed.
+keeps that many endpoint topics made ahead, and each wave starts once they are ready. For each
+wave the table shows the creation rate, the first-event latency of the new endpoints, and the
+steady endpoint's latency and longest gap between deliveries while the wave was created. Then
+the resident memory of every process, and a second dispatcher: once the shards are shared, one
+of the two is killed with SIGKILL while a sample of endpoints gets an event a second each, and
+the table shows how long the endpoints of the killed one waited, and whether the others noticed.
 """
 
 from __future__ import annotations

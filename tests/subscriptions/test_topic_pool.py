@@ -50,12 +50,19 @@ def writer(settings: Settings) -> Iterator[SubscriptionWriter]:
     writer.close()
 
 
-@pytest.mark.integration
-def test_a_new_subscription_takes_a_topic_made_before_it(settings: Settings, writer: SubscriptionWriter) -> None:
+@pytest.fixture
+def filled(settings: Settings, writer: SubscriptionWriter) -> tuple[dict[str, int], Snapshot, SubscriptionCommands]:
+    """Once the pool holds three: the endpoint topics then, and commands writing through the pool."""
     wait_until(lambda: writer.pooled() == 3, timeout_s=60, what="three endpoint topics made ahead")
     made_before = endpoint_topics_once(settings, 3)
     snapshot = Snapshot(settings)
-    commands = SubscriptionCommands(writer, snapshot.get, snapshot.settle)
+    return made_before, snapshot, SubscriptionCommands(writer, snapshot.get, snapshot.settle)
+
+
+@pytest.mark.integration
+def test_a_new_subscription_takes_a_topic_made_before_it(settings: Settings, writer: SubscriptionWriter,
+                                                         filled: tuple) -> None:
+    made_before, snapshot, commands = filled
 
     taken = commands.create(dict(HOOK))
 
@@ -66,11 +73,9 @@ def test_a_new_subscription_takes_a_topic_made_before_it(settings: Settings, wri
 
 
 @pytest.mark.integration
-def test_an_id_or_partitions_of_its_own_leave_the_pool_alone(settings: Settings, writer: SubscriptionWriter) -> None:
-    wait_until(lambda: writer.pooled() == 3, timeout_s=60, what="three endpoint topics made ahead")
-    made_before = endpoint_topics_once(settings, 3)
-    snapshot = Snapshot(settings)
-    commands = SubscriptionCommands(writer, snapshot.get, snapshot.settle)
+def test_an_id_or_partitions_of_its_own_leave_the_pool_alone(settings: Settings, writer: SubscriptionWriter,
+                                                             filled: tuple) -> None:
+    made_before, _, commands = filled
 
     heavy = commands.create(HOOK | {"partitions": 4})
     named = commands.create(HOOK | {"id": "sub_chosen_by_the_caller"})
