@@ -7,6 +7,7 @@ makes one CreateTopics request of everything asked for meanwhile instead of one 
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from concurrent.futures import Future
@@ -17,6 +18,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from pipeline.errors import ServiceError
 from pipeline.kafka.admin import TopicSpec
 
+log = logging.getLogger(__name__)
 MAX_BATCH = 500
 TIMEOUT_S = 30.0
 
@@ -62,7 +64,13 @@ class TopicCreator:
                     batch.append(self._asked.get_nowait())
                 except queue.Empty:
                     break
-            self._create(batch)
+            try:
+                self._create(batch)
+            except Exception as exc:  # the worker outlives a bad batch: callers wait on its futures
+                log.exception("creating topics failed")
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(ServiceError(f"could not create topics: {exc}"))
 
     def _create(self, batch: list[tuple[TopicSpec, Future[None]]]) -> None:
         specs = {spec.name: spec for spec, _ in batch}

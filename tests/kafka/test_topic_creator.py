@@ -69,3 +69,32 @@ def test_a_topic_is_really_made_on_the_broker(settings) -> None:  # type: ignore
     # The broker's metadata may trail the controller by a moment.
     wait_until(lambda: len(admin.list_topics(topic=name, timeout=10).topics[name].partitions) == 3,
                timeout_s=10, what="the topic's three partitions")
+
+
+class BrokenAdmin:
+    """Fails in a way no Kafka error describes, once."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def create_topics(self, topics, operation_timeout: float, request_timeout: float):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        if self.calls == 1:
+            raise ValueError("unexpected")
+        return {topic.topic: _done() for topic in topics}
+
+
+def _done() -> Future[None]:
+    future: Future[None] = Future()
+    future.set_result(None)
+    return future
+
+
+def test_an_unexpected_failure_fails_its_batch_and_not_the_ones_after() -> None:
+    creator = TopicCreator(BrokenAdmin())  # type: ignore[arg-type]
+
+    with pytest.raises(ServiceError, match="unexpected"):
+        creator.ensure(TopicSpec(name="t.first", partitions=1))
+    creator.ensure(TopicSpec(name="t.second", partitions=1))
+
+    assert creator.made("t.second") and not creator.made("t.first")
