@@ -3,8 +3,8 @@
 The whole stack runs here (broker, router, dispatcher, results service, admin API, a receiver
 process). One steady endpoint gets 100 events a second throughout. Endpoints are created through
 the admin API in waves up to BENCH_SCALE_ENDPOINTS (each with its own event type and URL path),
-and each new endpoint is sent one event as soon as it exists; with BENCH_SCALE_POOL set, the API
-keeps that many endpoint topics made ahead, and each wave starts once they are ready. For each
+and each new endpoint is sent one event as soon as it exists; the API keeps BENCH_SCALE_POOL
+endpoint topics made ahead (1,000; 0 for none), and each wave starts once they are ready. For each
 wave the table shows the creation rate, the first-event latency of the new endpoints, and the
 steady endpoint's latency and longest gap between deliveries while the wave was created. Then
 the resident memory of every process, and a second dispatcher: once the shards are shared, one
@@ -46,7 +46,7 @@ STEADY_RATE = 100.0
 CREATE_CONCURRENCY = 32
 # Endpoint topics the API makes ahead (PIPELINE_ENDPOINT_TOPIC_POOL); each wave starts once the
 # pool is full, as a burst of new customers would find it after a quiet while.
-POOL = int(os.environ.get("BENCH_SCALE_POOL", "0"))
+POOL = int(os.environ.get("BENCH_SCALE_POOL", "1000"))
 SAMPLE, SAMPLE_SECONDS, KILL_AFTER_S = 300, 30, 8
 TOKEN = "bench_admin"
 PROFILE = bool(os.environ.get("BENCH_PROFILE"))  # py-spy on every stage during the last wave
