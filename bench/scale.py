@@ -224,10 +224,13 @@ def kill_one_dispatcher(settings: Settings, env: dict, logs: Path, stages: list,
         console.print(f"{len(missing)} sampled endpoints miss events: {dict(list(missing.items())[:10])}")
         ids = {n: wave["ids"][n] for wave in waves for n in missing if n in wave["ids"]}
         api = f"http://127.0.0.1:{settings.api_port}"
+        headers = {"Authorization": f"Bearer {TOKEN}"}
         for n, subscription_id in list(ids.items())[:5]:
-            backlog = httpx.get(f"{api}/v1/subscriptions/{subscription_id}/backlog", timeout=30,
-                                headers={"Authorization": f"Bearer {TOKEN}"}).text
-            console.print(f"endpoint {n} ({subscription_id}): backlog {backlog}")
+            backlog = httpx.get(f"{api}/v1/subscriptions/{subscription_id}/backlog", timeout=30, headers=headers).text
+            # Waiting on the retry schedule (5 min after a second failure) or never fetched?
+            attempts = httpx.get(f"{api}/v1/attempts", params={"subscription_id": subscription_id, "limit": "5"},
+                                 timeout=30, headers=headers).text
+            console.print(f"endpoint {n} ({subscription_id}): backlog {backlog}; last attempts {attempts[:1500]}")
         raise
     return sampled_gaps(receipts.by_path(), sample, killed_at, time.time(), expected)
 
