@@ -147,18 +147,10 @@ def test_a_refused_fill_is_tried_again_and_hands_out_nothing() -> None:
     assert pool.close() == []
 
 
-class InstantCreator:
-    """A broker that makes every topic at once."""
-
-    def ensure_all(self, specs: list[TopicSpec]) -> None:
-        pass
-
-    def made(self, name: str) -> bool:
-        return True
-
-
 def test_a_refill_fills_the_pool_to_the_brim() -> None:
-    pool = TopicPool(InstantCreator(), lambda subscription_id: TopicSpec(name=subscription_id, partitions=1), size=1000)
+    creator = BlockedCreator()
+    creator.go_on.set()  # a broker that makes every topic at once
+    pool = TopicPool(creator, lambda subscription_id: TopicSpec(name=subscription_id, partitions=1), size=1000)
     wait_until(lambda: len(pool) == 1000, timeout_s=10, what="the pool filled")
 
     for _ in range(963):  # a burst that leaves a number of missing ids no batch divides
