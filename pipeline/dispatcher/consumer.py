@@ -83,6 +83,7 @@ class EndpointConsumer:
         self._full: set[PartitionId] = set()  # paused for backpressure
         self._parking = Parking(settings.dispatcher_park_idle_s)
         self._flow_changed: set[PartitionId] = set()  # may need pausing or resuming
+        self._pausing = asyncio.Lock()  # one pause or resume at a time, each seeing what the last one did
         self._shards: set[int] = set()
         self._owned: dict[str, list[PartitionId]] = {}  # subscription id: its partitions assigned here
         self._changes: asyncio.Queue[set[str]] = asyncio.Queue()
@@ -384,7 +385,15 @@ class EndpointConsumer:
         await self._apply_pauses()
 
     async def _apply_pauses(self) -> None:
-        """Pauses the changed partitions that are full or parked, resumes those now neither."""
+        """Pauses the changed partitions that are full or parked, resumes those now neither.
+
+        The fetching and the parking both call this. A pause waits behind a poll on the consumer's
+        thread, and a doorbell that poll brings must resume the partition being paused: so the
+        second call waits for the first to finish and sees the partition among the paused."""
+        async with self._pausing:
+            await self._apply_pauses_now()
+
+    async def _apply_pauses_now(self) -> None:
         if not self._flow_changed:
             return
         changed, self._flow_changed = self._flow_changed, set()
@@ -414,11 +423,21 @@ class EndpointConsumer:
                 if parked:
                     log.info("parked %d quiet endpoint partitions (%d in all)", len(parked), len(self._parking.parked))
             if now >= next_sweep:
-                parked = [p for p in self._parking.parked if p in self._work]
-                if parked:
-                    self._flow_changed.update(self._parking.grown(await asyncio.to_thread(self._end_offsets, parked), now))
+                await self._sweep(now)
                 next_sweep = now + self.settings.dispatcher_parked_sweep_s
             await self._apply_pauses()
+
+    async def _sweep(self, now: float) -> None:
+        """Wakes the parked partitions that grew without a doorbell, and resumes any partition
+        paused for nothing (neither full nor parked), which nothing else would ever resume."""
+        parked = [p for p in self._parking.parked if p in self._work]
+        if parked:
+            self._flow_changed.update(self._parking.grown(await asyncio.to_thread(self._end_offsets, parked), now))
+        async with self._pausing:
+            stray = self._paused - self._full - self._parking.parked - self._flow_changed
+        if stray:
+            log.warning("resuming %d endpoint partitions paused for no reason", len(stray))
+            self._flow_changed.update(stray)
 
     def _end_offsets(self, partitions: list[PartitionId]) -> dict[PartitionId, int]:
         """A partition the broker did not answer for is left out: looked at again next time."""

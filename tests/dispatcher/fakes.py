@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,8 +83,12 @@ class FakeThreadedConsumer:
     def __init__(self) -> None:
         self.raw = FakeRawConsumer()
         self.waiting: list[Any] = []  # what the next take() answers
+        self.held: set[str] = set()  # names of calls that wait for go_on, as behind a poll
+        self.go_on = asyncio.Event()
 
     async def call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        if method.__name__ in self.held:
+            await self.go_on.wait()
         return method(*args, **kwargs)
 
     async def take(self, max_messages: int, timeout_s: float) -> list[Any]:

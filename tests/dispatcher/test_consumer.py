@@ -211,3 +211,33 @@ async def test_a_partition_parked_before_its_shard_went_away_is_fetched_when_it_
     await consumer.release([partition], grace_s=0.01)
     await consumer._gain(["sub_a"])
     assert partition in client.raw.assigned and partition not in client.raw.paused
+
+
+async def test_a_doorbell_that_comes_while_its_partition_is_being_paused_resumes_it(settings: Settings) -> None:
+    """The pause waits behind a poll, and that poll can bring the doorbell: the partition was left
+    paused but no longer parked, so neither a doorbell nor the sweep would ever resume it."""
+    consumer, client, _ = consumer_for(settings)
+    partition = PartitionId(consumer.names.endpoint("sub_a"), 0)
+    await consumer._gain(["sub_a"])
+    assert consumer._parking.park([partition], {partition: 0}, time.monotonic() + 60) == [partition]
+    consumer._flow_changed.add(partition)
+    client.held.add("pause")
+    parking = asyncio.create_task(consumer._apply_pauses())
+    await asyncio.sleep(0)  # the pause is on its way, waiting behind the poll
+    consumer._rung(b"sub_a", time.monotonic())  # what that poll brought
+    fetching = asyncio.create_task(consumer._apply_pauses())
+    await asyncio.sleep(0)
+    client.go_on.set()
+    await asyncio.gather(parking, fetching)
+    assert partition not in consumer._parking.parked and partition not in client.raw.paused
+
+
+async def test_the_sweep_resumes_a_partition_paused_for_nothing(settings: Settings) -> None:
+    consumer, client, _ = consumer_for(settings)
+    partition = PartitionId(consumer.names.endpoint("sub_a"), 0)
+    await consumer._gain(["sub_a"])
+    client.raw.paused.add(partition)
+    consumer._paused.add(partition)  # neither full nor parked: as a lost race would leave it
+    await consumer._sweep(time.monotonic())
+    await consumer._apply_pauses()
+    assert partition not in client.raw.paused and consumer._paused == set()
