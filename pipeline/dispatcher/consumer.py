@@ -432,7 +432,10 @@ class EndpointConsumer:
         paused for nothing (neither full nor parked), which nothing else would ever resume."""
         parked = [p for p in self._parking.parked if p in self._work]
         if parked:
-            self._flow_changed.update(self._parking.grown(await asyncio.to_thread(self._end_offsets, parked), now))
+            # Not `self._flow_changed.update(...(await ...))`: that would add to the set a pause
+            # applied during the await had already taken, and the woken partitions stay paused.
+            ends = await asyncio.to_thread(self._end_offsets, parked)
+            self._flow_changed.update(self._parking.grown(ends, now))
         async with self._pausing:
             stray = self._paused - self._full - self._parking.parked - self._flow_changed
         if stray:

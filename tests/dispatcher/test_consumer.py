@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from types import SimpleNamespace
 
@@ -241,3 +242,33 @@ async def test_the_sweep_resumes_a_partition_paused_for_nothing(settings: Settin
     await consumer._sweep(time.monotonic())
     await consumer._apply_pauses()
     assert partition not in client.raw.paused and consumer._paused == set()
+
+
+async def test_a_parked_partition_the_sweep_finds_grown_is_resumed_by_the_sweep_itself(
+        settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """A pause applied while the sweep waited for the end offsets took the set the sweep then
+    added the grown partition to: it was left paused, and only the check for partitions paused for
+    nothing resumed it."""
+    consumer, client, _ = consumer_for(settings)
+    partition = PartitionId(consumer.names.endpoint("sub_a"), 0)
+    await consumer._gain(["sub_a"])
+    assert consumer._parking.park([partition], {partition: 0}, time.monotonic() + 60) == [partition]
+    consumer._flow_changed.add(partition)
+    await consumer._apply_pauses()
+    asked, answer = threading.Event(), threading.Event()
+
+    def end_offsets(partitions: list[PartitionId]) -> dict[PartitionId, int]:
+        asked.set()
+        answer.wait(10)
+        return {partition: 3}  # grown: three tasks written without a doorbell
+
+    consumer._end_offsets = end_offsets  # type: ignore[method-assign]
+    sweeping = asyncio.create_task(consumer._sweep(time.monotonic()))
+    await until(asked.is_set)
+    consumer._flow_changed.add(PartitionId(consumer.names.endpoint("sub_b"), 0))
+    await consumer._apply_pauses()  # the fetching's, while the sweep waits for the broker
+    answer.set()
+    await sweeping
+    await consumer._apply_pauses()
+    assert partition not in client.raw.paused
+    assert "paused for no reason" not in caplog.text
