@@ -40,6 +40,7 @@ from pipeline.kafka.lost import LossReporter, log_starts, lost_ranges
 from pipeline.kafka.offsets import list_offsets
 from pipeline.kafka.retention import align_configs, backlog_config
 from pipeline.kafka.threaded import ThreadedConsumer
+from pipeline.laps import Laps
 from pipeline.subscriptions.backlog import dispatcher_group
 from pipeline.topics import TopicNames
 
@@ -53,6 +54,7 @@ COMMITTED_TRIES = 5
 END_OFFSETS_TIMEOUT_S = 10.0
 LOOK_AGAIN_S = 0.2
 PARK_EVERY_S = 1.0
+SLOW_GAIN_S = 1.0  # a gain that took longer logs how long each step took
 
 
 class EndpointConsumer:
@@ -240,8 +242,11 @@ class EndpointConsumer:
         if not subscription_ids:
             return
         assert self.directory is not None
+        laps = Laps()
         async with self._assignment_lock:
+            laps.lap("waiting for the lock")
             found = await self.directory.partitions_of(subscription_ids)
+            laps.lap("topics")
             self._look_again_later(set(subscription_ids) - {self.names.subscription_of(p.topic) for p in found})
             for partition in found:
                 self._missing.pop(self.names.subscription_of(partition.topic), None)
@@ -249,7 +254,9 @@ class EndpointConsumer:
             if not partitions:
                 return
             committed = await self._read_committed(partitions)
+            laps.lap("committed offsets")
             starts = await self._past_losses(committed)
+            laps.lap("log starts and retention")
             now = time.monotonic()
             for partition, (offset, metadata) in committed.items():
                 subscription_id = self.names.subscription_of(partition.topic)
@@ -266,7 +273,9 @@ class EndpointConsumer:
             # librdkafka keeps a partition paused through an unassign and a new assign: one parked
             # here before its shard went away and came back would never be fetched again.
             await self._consumer.call(self._consumer.raw.resume, start)
-        log.info("dispatching %d more endpoint partitions (%d in all)", len(partitions), len(self._work))
+            laps.lap("assigning")
+        log.info("dispatching %d more endpoint partitions (%d in all)%s", len(partitions), len(self._work),
+                 f" after {laps}" if laps.total_s >= SLOW_GAIN_S else "")
 
     def _look_again_later(self, subscription_ids: set[str]) -> None:
         """A topic the broker's metadata does not show yet (it trails topic creation by a moment);
