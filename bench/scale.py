@@ -137,6 +137,30 @@ def steady_window(deliveries: list[tuple[float, float, dict]], start: float, end
             "gap_s": gap, "count": len(inside)}
 
 
+class BacklogWatch(threading.Thread):
+    """The steady endpoint's backlog in its own topic, once a second: tasks routed and waiting for
+    the dispatcher. Set beside its latency, it says which stage the steady events wait in."""
+
+    def __init__(self, api_url: str, subscription_id: str):
+        super().__init__(daemon=True)
+        self.url = f"{api_url}/v1/subscriptions/{subscription_id}/backlog"
+        self.samples: list[tuple[float, int, float]] = []  # when, pending, oldest age in s
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10) as client:
+            while not self.stopping.wait(1.0):
+                try:
+                    view = client.get(self.url).json()
+                except httpx.HTTPError:
+                    continue  # the API busy: a missed sample, not a failed benchmark
+                self.samples.append((time.time(), view["pending"], view["oldest_pending_age_s"] or 0.0))
+
+    def worst(self, start: float, end: float) -> tuple[int, float] | None:
+        inside = [(pending, age) for at, pending, age in self.samples if start <= at <= end]
+        return (max(p for p, _ in inside), max(a for _, a in inside)) if inside else None
+
+
 def _pct(values: list[float], fraction: float) -> float | None:
     return values[min(len(values) - 1, int(len(values) * fraction))] if values else None
 
@@ -292,8 +316,11 @@ def run(settings: Settings, receiver_url: str, logs: Path, broker_pid: int | Non
     receipts = Receipts(receiver_url)
     try:
         _wait(lambda: _answers(f"{api_url}/healthz"), 120, "the admin API")
-        httpx.post(f"{api_url}/v1/subscriptions", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30, json={
-            "name": "steady", "url": f"{receiver_url}/steady", "event_types": ["steady.tick"]}).raise_for_status()
+        answer = httpx.post(f"{api_url}/v1/subscriptions", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30,
+                            json={"name": "steady", "url": f"{receiver_url}/steady", "event_types": ["steady.tick"]})
+        answer.raise_for_status()
+        backlog = BacklogWatch(api_url, answer.json()["id"])
+        backlog.start()
         with EventPublisher(settings) as publisher:
             steady = Ticker(publisher, [("steady.tick", "steady")], 1 / STEADY_RATE)
             steady.start()
@@ -303,6 +330,9 @@ def run(settings: Settings, receiver_url: str, logs: Path, broker_pid: int | Non
             pids = {"broker": broker_pid, **{stage.name: stage.process.pid for stage in stages}} if broker_pid else \
                 {stage.name: stage.process.pid for stage in stages}
             waves = run_waves(settings, api_url, receiver_url, publisher, receipts, pids, stages, logs)
+            for wave in waves:
+                wave["steady_backlog"] = backlog.worst(wave["start"], wave["end"])
+            backlog.stopping.set()
             rss = memory(stages, broker_pid)
             kill = kill_one_dispatcher(settings, env, logs, stages, waves, publisher, receipts)
             steady.stopping.set()
@@ -328,13 +358,15 @@ def _answers(url: str) -> bool:
 
 def report(waves: list[dict], rss: list, kill: dict, crashes: list[str]) -> None:
     table = Table("endpoints", "created at", "first event p50 / p99", "steady p50 / p99 / max", "steady longest gap",
+                  "steady backlog in its topic (most, oldest)",
                   title="make bench-scale (one machine, one run): while each wave of endpoints is created")
     for wave in waves:
-        steady = wave["steady"]
+        steady, backlog = wave["steady"], wave.get("steady_backlog")
         table.add_row(f"{wave['from']:,} → {wave['target']:,}", f"{wave['rate']:,.0f}/s",
                       f"{_ms(wave['first_p50'])} / {_ms(wave['first_p99'])}"
                       + (f" ({wave['first_missing']} missing)" if wave["first_missing"] else ""),
-                      f"{_ms(steady['p50'])} / {_ms(steady['p99'])} / {_ms(steady['max'])}", f"{steady['gap_s']:.2f} s")
+                      f"{_ms(steady['p50'])} / {_ms(steady['p99'])} / {_ms(steady['max'])}", f"{steady['gap_s']:.2f} s",
+                      f"{backlog[0]:,}, {backlog[1]:.1f} s" if backlog else "-")
     console.print(table)
     memory_table = Table("process", "resident MB", title=f"memory with {ENDPOINTS:,} endpoints")
     for name, mb in rss:
