@@ -88,8 +88,9 @@ class Settings(BaseSettings):
     dispatcher_session_timeout_ms: int = Field(
         10_000, description="A dispatcher that stops answering for this long has its shards handed to the others.")
     dispatcher_park_idle_s: float = Field(
-        5.0, ge=2.0, description="An endpoint partition with nothing new for this long stops being fetched until it "
-                                 "grows; longer than the second between two doorbells of one endpoint.")
+        2.0, ge=2.0, description="An endpoint partition with nothing new for this long stops being fetched until it "
+                                 "grows; longer than the second between two doorbells of one endpoint. Every fetch "
+                                 "names each partition not parked, so the broker's work per fetch grows with them.")
     dispatcher_parked_sweep_s: float = Field(
         10.0, description="How often parked endpoint partitions' end offsets are looked at, should a doorbell be missed.")
     shutdown_grace_s: float = 5.0
