@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import OffsetSpec
 
 from pipeline.config import Settings
@@ -204,7 +204,7 @@ class EndpointConsumer:
     async def _gain_shards(self, shards: set[int]) -> None:
         self._shards |= shards
         assert self.directory is not None
-        await self._gain(self.directory.subscriptions_in(shards))
+        await self._gain(self.directory.subscriptions_in(shards), park_caught_up=True)
 
     async def _release_shards(self, shards: set[int]) -> None:
         self._shards -= shards
@@ -238,7 +238,12 @@ class EndpointConsumer:
             if gone:
                 await self._release_where(gone.__contains__, commit=True)
 
-    async def _gain(self, subscription_ids: list[str]) -> None:
+    async def _gain(self, subscription_ids: list[str], park_caught_up: bool = False) -> None:
+        """Fetches these subscriptions' partitions from where their last owner committed.
+
+        park_caught_up: those with nothing left to fetch start parked; for a shard gained (a start,
+        a handover), where a first fetch naming thousands of idle partitions kept the broker busy for
+        seconds. A new subscription's partition is fetched at once: its first task is on its way."""
         if not subscription_ids:
             return
         assert self.directory is not None
@@ -267,15 +272,30 @@ class EndpointConsumer:
                 self._parking.started(partition, max(start_offset, 0), now)
                 if offset >= 0:
                     self._committer.knows(partition, offset, metadata)
-            start = [TopicPartition(p.topic, p.partition, starts.get(p, offset) if offset >= 0 else OFFSET_BEGINNING)
-                     for p, (offset, _) in committed.items()]
-            await self._consumer.call(self._consumer.raw.incremental_assign, start)
-            # librdkafka keeps a partition paused through an unassign and a new assign: one parked
-            # here before its shard went away and came back would never be fetched again.
-            await self._consumer.call(self._consumer.raw.resume, start)
+            parked = await self._park_caught_up(list(committed), now) if park_caught_up else []
+            laps.lap("end offsets")
+            await self._assign([TopicPartition(p.topic, p.partition, starts.get(p, offset) if offset >= 0 else OFFSET_BEGINNING)
+                                for p, (offset, _) in committed.items()])
             laps.lap("assigning")
-        log.info("dispatching %d more endpoint partitions (%d in all)%s", len(partitions), len(self._work),
-                 f" after {laps}" if laps.total_s >= SLOW_GAIN_S else "")
+        log.info("dispatching %d more endpoint partitions (%d in all), %d of them caught up and parked at once%s",
+                 len(partitions), len(self._work), len(parked), f" after {laps}" if laps.total_s >= SLOW_GAIN_S else "")
+
+    async def _park_caught_up(self, partitions: list[PartitionId], registered_at: float) -> list[PartitionId]:
+        """Parks those with nothing left to fetch; their doorbells wake them as any other. One
+        rung since it was registered is not parked (see Parking.park)."""
+        return self._parking.park(partitions, await asyncio.to_thread(self._end_offsets, partitions), registered_at)
+
+    async def _assign(self, start: list[TopicPartition]) -> None:
+        """Assigns the partitions, pausing the parked ones and resuming the others at once.
+
+        librdkafka keeps a partition paused through an unassign and a new assign, so one parked
+        here before its shard went away and came back is resumed. Under the pausing lock, and the
+        parked ones read inside it: a doorbell that wakes one meanwhile then resumes it."""
+        async with self._pausing:
+            paused = [tp for tp in start if PartitionId(tp.topic, tp.partition) in self._parking.parked]
+            fetched = [tp for tp in start if PartitionId(tp.topic, tp.partition) not in self._parking.parked]
+            await self._consumer.call(_assign_paused, self._consumer.raw, start, paused, fetched)
+            self._paused |= {PartitionId(tp.topic, tp.partition) for tp in paused}
 
     def _look_again_later(self, subscription_ids: set[str]) -> None:
         """A topic the broker's metadata does not show yet (it trails topic creation by a moment);
@@ -455,6 +475,16 @@ class EndpointConsumer:
         """A partition the broker did not answer for is left out: looked at again next time."""
         ends = list_offsets(self._admin, partitions, OffsetSpec.latest(), END_OFFSETS_TIMEOUT_S)[0]
         return {PartitionId(*place): offset for place, offset in ends.items()}
+
+
+def _assign_paused(raw: Consumer, start: list[TopicPartition], paused: list[TopicPartition],
+                   resumed: list[TopicPartition]) -> None:
+    """On the consumer's thread, with no poll between: no fetch names the paused ones."""
+    raw.incremental_assign(start)
+    if paused:
+        raw.pause(paused)
+    if resumed:
+        raw.resume(resumed)
 
 
 class _Committed:

@@ -69,6 +69,7 @@ def consumer_for(settings: Settings, outbox: Outbox | None = None) -> tuple[Endp
     client, deliverer = FakeThreadedConsumer(), StubDeliverer()
     consumer = EndpointConsumer(settings, deliverer, outbox or Outbox(settings), client=client)  # type: ignore[arg-type]
     consumer.directory = StubDirectory(consumer.names)  # type: ignore[assignment]
+    consumer._end_offsets = lambda partitions: {}  # type: ignore[method-assign]  # unknown: nothing parked at once
     return consumer, client, deliverer
 
 
@@ -272,3 +273,41 @@ async def test_a_parked_partition_the_sweep_finds_grown_is_resumed_by_the_sweep_
     await consumer._apply_pauses()
     assert partition not in client.raw.paused
     assert "paused for no reason" not in caplog.text
+
+
+async def test_a_shard_gained_starts_its_caught_up_partitions_parked(settings: Settings) -> None:
+    """After a handover, a first fetch naming thousands of idle partitions kept the broker busy for
+    seconds: those with nothing left to fetch are paused as they are assigned, and woken by their
+    doorbells as any other."""
+    consumer, client, _ = consumer_for(settings)
+    partition = PartitionId(consumer.names.endpoint("sub_a"), 0)
+    client.raw.committed_offsets[partition] = (5, "")
+    consumer._end_offsets = lambda partitions: {partition: 5}  # type: ignore[method-assign]
+    await consumer._gain_shards({0})
+    assert partition in client.raw.assigned and partition in client.raw.paused
+    consumer._rung(b"sub_a", time.monotonic())
+    await consumer._apply_pauses()
+    assert partition not in client.raw.paused
+
+
+async def test_a_shard_gained_fetches_at_once_the_partitions_with_tasks_waiting(settings: Settings) -> None:
+    consumer, client, _ = consumer_for(settings)
+    partition = PartitionId(consumer.names.endpoint("sub_a"), 0)
+    client.raw.committed_offsets[partition] = (5, "")
+    client.raw.paused.add(partition)  # parked here before the shard went away: librdkafka keeps it paused
+    consumer._end_offsets = lambda partitions: {partition: 7}  # type: ignore[method-assign]
+    await consumer._gain_shards({0})
+    assert partition in client.raw.assigned and partition not in client.raw.paused
+
+
+async def test_a_new_subscription_is_fetched_at_once(settings: Settings) -> None:
+    """Its first task is on its way: parked, it would wait for a doorbell that may have rung
+    before the dispatcher knew the partition was its own."""
+    consumer, client, _ = consumer_for(settings)
+
+    def never(partitions: list[PartitionId]) -> dict[PartitionId, int]:
+        raise AssertionError("a new subscription's end offsets are not looked at")
+
+    consumer._end_offsets = never  # type: ignore[method-assign]
+    await consumer._gain(["sub_a"])
+    assert client.raw.assigned and not client.raw.paused
