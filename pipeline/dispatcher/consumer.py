@@ -272,13 +272,16 @@ class EndpointConsumer:
                 self._parking.started(partition, max(start_offset, 0), now)
                 if offset >= 0:
                     self._committer.knows(partition, offset, metadata)
-            parked = await self._park_caught_up(list(committed), now) if park_caught_up else []
-            laps.lap("end offsets")
+            parked = []
+            if park_caught_up:
+                parked = await self._park_caught_up(list(committed), now)
+                laps.lap("end offsets")
             await self._assign([TopicPartition(p.topic, p.partition, starts.get(p, offset) if offset >= 0 else OFFSET_BEGINNING)
                                 for p, (offset, _) in committed.items()])
             laps.lap("assigning")
-        log.info("dispatching %d more endpoint partitions (%d in all), %d of them caught up and parked at once%s",
-                 len(partitions), len(self._work), len(parked), f" after {laps}" if laps.total_s >= SLOW_GAIN_S else "")
+        log.info("dispatching %d more endpoint partitions (%d in all)%s%s", len(partitions), len(self._work),
+                 f", {len(parked)} of them caught up and parked at once" if park_caught_up else "",
+                 f" after {laps}" if laps.total_s >= SLOW_GAIN_S else "")
 
     async def _park_caught_up(self, partitions: list[PartitionId], registered_at: float) -> list[PartitionId]:
         """Parks those with nothing left to fetch; their doorbells wake them as any other. One
