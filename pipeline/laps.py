@@ -8,11 +8,12 @@ import time
 class Laps:
     def __init__(self) -> None:
         self._started = self._last = time.monotonic()
-        self._laps: list[tuple[str, float]] = []
+        self._laps: list[tuple[str, float, str]] = []
 
-    def lap(self, step: str) -> None:
+    def lap(self, step: str, note: str = "") -> None:
+        """The step just finished; note, if given, follows its time in brackets."""
         now = time.monotonic()
-        self._laps.append((step, now - self._last))
+        self._laps.append((step, now - self._last, note))
         self._last = now
 
     @property
@@ -20,5 +21,5 @@ class Laps:
         return self._last - self._started
 
     def __str__(self) -> str:
-        steps = ", ".join(f"{step} {seconds:.1f}" for step, seconds in self._laps)
+        steps = ", ".join(f"{step} {seconds:.1f}" + (f" ({note})" if note else "") for step, seconds, note in self._laps)
         return f"{self.total_s:.1f} s ({steps})"

@@ -13,6 +13,6 @@ def test_each_step_is_timed_from_the_end_of_the_one_before(monkeypatch: pytest.M
     monkeypatch.setattr(laps_module.time, "monotonic", lambda: next(clock))
     laps = Laps()
     laps.lap("topics")
-    laps.lap("assigning")
+    laps.lap("assigning", note="0.1 of it the calls")
     assert laps.total_s == 2.5
-    assert str(laps) == "2.5 s (topics 0.5, assigning 2.0)"
+    assert str(laps) == "2.5 s (topics 0.5, assigning 2.0 (0.1 of it the calls))"

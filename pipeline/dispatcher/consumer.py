@@ -276,9 +276,9 @@ class EndpointConsumer:
             if park_caught_up:
                 parked = await self._park_caught_up(list(committed), now)
                 laps.lap("end offsets")
-            await self._assign([TopicPartition(p.topic, p.partition, starts.get(p, offset) if offset >= 0 else OFFSET_BEGINNING)
-                                for p, (offset, _) in committed.items()])
-            laps.lap("assigning")
+            calls_s = await self._assign([TopicPartition(p.topic, p.partition, starts.get(p, offset) if offset >= 0
+                                                         else OFFSET_BEGINNING) for p, (offset, _) in committed.items()])
+            laps.lap("assigning", note=f"{calls_s:.1f} of it the calls, the rest waiting for the consumer's thread")
         log.info("dispatching %d more endpoint partitions (%d in all)%s%s", len(partitions), len(self._work),
                  f", {len(parked)} of them caught up and parked at once" if park_caught_up else "",
                  f" after {laps}" if laps.total_s >= SLOW_GAIN_S else "")
@@ -288,17 +288,19 @@ class EndpointConsumer:
         rung since it was registered is not parked (see Parking.park)."""
         return self._parking.park(partitions, await asyncio.to_thread(self._end_offsets, partitions), registered_at)
 
-    async def _assign(self, start: list[TopicPartition]) -> None:
+    async def _assign(self, start: list[TopicPartition]) -> float:
         """Assigns the partitions, pausing the parked ones and resuming the others at once.
 
         librdkafka keeps a partition paused through an unassign and a new assign, so one parked
         here before its shard went away and came back is resumed. Under the pausing lock, and the
-        parked ones read inside it: a doorbell that wakes one meanwhile then resumes it."""
+        parked ones read inside it: a doorbell that wakes one meanwhile then resumes it. How long
+        the calls took on the consumer's thread, not counting the wait for their turn there."""
         async with self._pausing:
             paused = [tp for tp in start if PartitionId(tp.topic, tp.partition) in self._parking.parked]
             fetched = [tp for tp in start if PartitionId(tp.topic, tp.partition) not in self._parking.parked]
-            await self._consumer.call(_assign_paused, self._consumer.raw, start, paused, fetched)
+            took_s = await self._consumer.call(_assign_paused, self._consumer.raw, start, paused, fetched)
             self._paused |= {PartitionId(tp.topic, tp.partition) for tp in paused}
+        return took_s
 
     def _look_again_later(self, subscription_ids: set[str]) -> None:
         """A topic the broker's metadata does not show yet (it trails topic creation by a moment);
@@ -481,13 +483,15 @@ class EndpointConsumer:
 
 
 def _assign_paused(raw: Consumer, start: list[TopicPartition], paused: list[TopicPartition],
-                   resumed: list[TopicPartition]) -> None:
-    """On the consumer's thread, with no poll between: no fetch names the paused ones."""
+                   resumed: list[TopicPartition]) -> float:
+    """On the consumer's thread, with no poll between: no fetch names the paused ones. The seconds taken."""
+    started = time.monotonic()
     raw.incremental_assign(start)
     if paused:
         raw.pause(paused)
     if resumed:
         raw.resume(resumed)
+    return time.monotonic() - started
 
 
 class _Committed:
