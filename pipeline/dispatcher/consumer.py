@@ -274,7 +274,7 @@ class EndpointConsumer:
                     self._committer.knows(partition, offset, metadata)
             parked = []
             if park_caught_up:
-                parked = await self._park_caught_up(list(committed), now)
+                parked = await self._park_caught_up(list(committed), quiet_since=now)
                 laps.lap("end offsets")
             calls_s = await self._assign([TopicPartition(p.topic, p.partition, starts.get(p, offset) if offset >= 0
                                                          else OFFSET_BEGINNING) for p, (offset, _) in committed.items()])
@@ -283,10 +283,10 @@ class EndpointConsumer:
                  f", {len(parked)} of them caught up and parked at once" if park_caught_up else "",
                  f" after {laps}" if laps.total_s >= SLOW_GAIN_S else "")
 
-    async def _park_caught_up(self, partitions: list[PartitionId], registered_at: float) -> list[PartitionId]:
-        """Parks those with nothing left to fetch; their doorbells wake them as any other. One
-        rung since it was registered is not parked (see Parking.park)."""
-        return self._parking.park(partitions, await asyncio.to_thread(self._end_offsets, partitions), registered_at)
+    async def _park_caught_up(self, partitions: list[PartitionId], quiet_since: float) -> list[PartitionId]:
+        """Parks those with nothing left to fetch (their end offsets are looked at) and nothing new
+        since quiet_since: one rung meanwhile is not parked (see Parking.park). The ones parked."""
+        return self._parking.park(partitions, await asyncio.to_thread(self._end_offsets, partitions), quiet_since)
 
     async def _assign(self, start: list[TopicPartition]) -> float:
         """Assigns the partitions, pausing the parked ones and resuming the others at once.
@@ -451,8 +451,7 @@ class EndpointConsumer:
             now = time.monotonic()
             idle = self._parking.idle(now, busy=lambda p: p in self._busy or p not in self._work)
             if idle:
-                quiet_since = now - self._parking.idle_s
-                parked = self._parking.park(idle, await asyncio.to_thread(self._end_offsets, idle), quiet_since)
+                parked = await self._park_caught_up(idle, quiet_since=now - self._parking.idle_s)
                 self._flow_changed.update(parked)
                 if parked:
                     log.info("parked %d quiet endpoint partitions (%d in all)", len(parked), len(self._parking.parked))
