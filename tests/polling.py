@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import httpx
+
 T = TypeVar("T")
 
 
@@ -29,3 +31,11 @@ async def until(condition: Callable[[], object], timeout_s: float = 5.0) -> None
             await asyncio.sleep(0.005)
 
     await asyncio.wait_for(poll(), timeout_s)
+
+
+def answers(url: str) -> bool:
+    """A probe for wait_until: the URL answers 200 (a service that is up)."""
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -9,28 +9,21 @@ import socket
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from pipeline.config import Settings
-from tests.polling import wait_until
+from tests.polling import answers, wait_until
 from tests.stages import logs_on_failure, running_stages
 
 pytestmark = pytest.mark.integration
 CLIENT_POOL_EXPIRY_S = 5.0  # httpx's default keepalive_expiry
 
 
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
 
 def test_an_idle_connection_outlives_an_http_clients_pool(settings: Settings, tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     with running_stages(settings, ["pipeline.api"], logs), logs_on_failure(logs):
-        wait_until(lambda: _answers(f"http://127.0.0.1:{settings.api_port}/healthz"), timeout_s=60, what="the admin API")
+        wait_until(lambda: answers(f"http://127.0.0.1:{settings.api_port}/healthz"), timeout_s=60, what="the admin API")
         with socket.create_connection(("127.0.0.1", settings.api_port)) as connection:
             connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             received = b""

@@ -12,7 +12,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from pipeline.codec import codec
@@ -25,7 +24,7 @@ from pipeline.subscriptions.writer import SubscriptionWriter
 from pipeline.topics import TopicNames
 from tests.conftest import ARTIFACTS, stage_env
 from tests.dashboard.browser import Chromium, chromium_binary
-from tests.polling import wait_until
+from tests.polling import answers, wait_until
 
 pytestmark = [
     pytest.mark.integration,
@@ -144,7 +143,7 @@ async def test_the_dashboard_draws_the_delivered_data_and_refreshes_itself(setti
     produce(settings, TopicNames.from_settings(settings).routing, "routing_decision",
             [decision_record(datetime.now(timezone.utc), i, *d) for i, d in enumerate(DECISIONS)])
     wait_until(lambda: counted(stack["results"]) == total, timeout_s=60, what=f"{total} attempts stored")
-    wait_until(lambda: _answers(stack["api"] + "/healthz"), timeout_s=60, what="the admin API")
+    wait_until(lambda: answers(stack["api"] + "/healthz"), timeout_s=60, what="the admin API")
 
     async with Chromium(chromium_binary(), tmp_path / "profile") as browser:
         await browser.navigate(f"{stack['api']}/dashboard/#token={TOKEN}&refresh=2")
@@ -176,9 +175,3 @@ async def test_the_dashboard_draws_the_delivered_data_and_refreshes_itself(setti
 
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 20_000
 
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False

@@ -15,7 +15,7 @@ from pipeline.subscriptions.commands import SubscriptionCommands
 from pipeline.subscriptions.writer import SubscriptionWriter
 from tests.conftest import results_auth
 from tests.metrics.scrape import scrape, value
-from tests.polling import wait_until
+from tests.polling import answers, wait_until
 from tests.stages import logs_on_failure, running_stages
 
 STAGES = ["pipeline.router", "pipeline.dispatcher", "pipeline.results", "pipeline.api"]
@@ -44,7 +44,7 @@ def test_each_stage_counts_what_the_receiver_got(settings: Settings, tmp_path: P
                     publisher.publish_fields(type=event_type, ordering_key=f"k{n % 4}", source="test",
                                              data=json.dumps({"n": n}).encode())
             with logs_on_failure(logs):
-                wait_until(lambda: _answers(f"{api_url}/healthz"), timeout_s=60, what="the admin API")
+                wait_until(lambda: answers(f"{api_url}/healthz"), timeout_s=60, what="the admin API")
                 published = httpx.post(f"{api_url}/v1/events", json=unmatched, headers=results_auth(settings),
                                        timeout=30)
                 assert published.status_code == 202, published.text
@@ -88,9 +88,3 @@ def test_each_stage_counts_what_the_receiver_got(settings: Settings, tmp_path: P
     assert value(sink_caught_up, "webhook_results_sink_lag_seconds") == 0
     assert stats_without_token.status_code == 401  # /metrics is open, the statistics are not
 
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
