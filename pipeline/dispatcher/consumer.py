@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import OffsetSpec
 
 from pipeline.config import Settings
@@ -37,7 +37,7 @@ from pipeline.dispatcher.shards import ShardMembership
 from pipeline.errors import ServiceError
 from pipeline.kafka.admin import admin_client
 from pipeline.kafka.lost import LossReporter, log_starts, lost_ranges
-from pipeline.kafka.offsets import list_offsets
+from pipeline.kafka.offsets import end_offsets, list_offsets
 from pipeline.kafka.retention import align_configs, backlog_config
 from pipeline.kafka.threaded import ThreadedConsumer
 from pipeline.laps import Laps
@@ -137,10 +137,17 @@ class EndpointConsumer:
         return len(found.partitions)
 
     async def _listen_for_doorbells(self) -> None:
-        """Every doorbell, from now on: they wake parked partitions (parking.py), whoever owns them."""
+        """Every doorbell rung from now on: they wake parked partitions (parking.py), whoever owns them.
+
+        From the end offsets read here, before any shard is gained, not from OFFSET_END: librdkafka
+        resolves that only once it knows the partitions' leader, up to a second later, and skipped
+        a doorbell rung in between. The partition whose first task it announced had been parked at
+        once with its shard, and waited for the sweep."""
         topic = self.names.dispatcher_wakeups
-        partitions = [TopicPartition(topic, p, OFFSET_END) for p in range(await self._partition_count(topic))]
-        await self._consumer.call(self._consumer.raw.incremental_assign, partitions)
+        places = [(topic, p) for p in range(await self._partition_count(topic))]
+        ends = await asyncio.to_thread(end_offsets, self._admin, places, END_OFFSETS_TIMEOUT_S)
+        await self._consumer.call(self._consumer.raw.incremental_assign,
+                                  [TopicPartition(topic, p, ends[topic, p]) for _, p in places])
 
     async def _fetch(self, stopping: asyncio.Event, helpers: list[asyncio.Task[None]]) -> None:
         while not stopping.is_set():

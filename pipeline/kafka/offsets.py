@@ -58,6 +58,23 @@ def list_offsets(admin: AdminClient, partitions: Iterable[Place], spec: OffsetSp
     return found, failed
 
 
+def end_offsets(admin: AdminClient, partitions: list[Place], timeout_s: float) -> dict[Place, int]:
+    """Every partition's end offset, asking again for those a new partition's first moments
+    leave unanswered; raises ServiceError if one stays unanswered for timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    found: dict[Place, int] = {}
+    while True:
+        ends, failed = list_offsets(admin, [p for p in partitions if p not in found], OffsetSpec.latest(),
+                                    max(1.0, deadline - time.monotonic()))
+        found.update(ends)
+        if not failed:
+            return found
+        (topic, partition), exc = next(iter(failed.items()))
+        if exc.args[0].code() not in RETRIABLE or time.monotonic() > deadline:
+            raise ServiceError(f"cannot read the end offset of {topic}[{partition}]: {exc}") from exc
+        time.sleep(0.1)
+
+
 def committed_offsets(bootstrap_servers: str, group_id: str, partitions: list[TopicPartition],
                       timeout_s: float) -> dict[Place, int]:
     """A group's committed offsets (OFFSET_INVALID, below zero, where it committed none); raises

@@ -17,6 +17,8 @@ from pipeline.dispatcher.partition import LanePolicy
 from pipeline.dispatcher.progress import CommitMetadata, EndpointState, Progress, RetryProgress
 from pipeline.dispatcher.records import PartitionId
 from pipeline.errors import ServiceError
+from pipeline.kafka.admin import WAKEUP_PARTITIONS
+from pipeline.kafka.clients import flush_or_raise, reliable_producer
 from pipeline.topics import TopicNames
 from tests.dispatcher.fakes import FakeMessage, FakeThreadedConsumer
 from tests.polling import until
@@ -311,3 +313,26 @@ async def test_a_new_subscription_is_fetched_at_once(settings: Settings) -> None
     consumer._end_offsets = never  # type: ignore[method-assign]
     await consumer._gain(["sub_a"])
     assert client.raw.assigned and not client.raw.paused
+
+
+@pytest.mark.integration
+async def test_a_doorbell_rung_as_soon_as_the_dispatcher_listens_is_heard(settings: Settings) -> None:
+    """A shard gained right after the start parks its caught-up partitions; the doorbell of a task
+    written next must not fall in the second librdkafka takes to find where OFFSET_END is."""
+    consumer = EndpointConsumer(settings, StubDeliverer(), Outbox(settings))  # type: ignore[arg-type]
+    producer = reliable_producer(settings)
+    producer.produce(consumer.names.events, value=b"")  # connected, and its producer id in hand
+    flush_or_raise(producer)
+    try:
+        await consumer._listen_for_doorbells()
+        for partition in range(WAKEUP_PARTITIONS):
+            producer.produce(consumer.names.dispatcher_wakeups, key=b"sub_a", value=b"", partition=partition)
+        flush_or_raise(producer)
+        heard: set[int] = set()
+        deadline = time.monotonic() + 15
+        while len(heard) < WAKEUP_PARTITIONS and time.monotonic() < deadline:
+            heard |= {message.partition() for message in await consumer._consumer.take(100, 0.5)
+                      if message.error() is None}
+        assert heard == set(range(WAKEUP_PARTITIONS))
+    finally:
+        await consumer._consumer.close()
