@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from concurrent.futures import Future
 from typing import Any
 
@@ -64,8 +65,12 @@ class AcknowledgedSender:
     def __init__(self, settings: Settings, timeout_s: float = 30.0, **overrides: Any):
         self._producer = reliable_producer(settings, **{"linger.ms": 0, **overrides})
         self._timeout_s = timeout_s
-        self._poller = threading.Thread(target=self._serve_acknowledgements, name="acknowledgements", daemon=True)
-        self._poller.start()
+        # The poller holds the producer, not the sender: a sender dropped without close() (a
+        # script's, a test's) stops its poller, instead of reconnecting forever to a broker gone.
+        self._stopped = threading.Event()
+        weakref.finalize(self, self._stopped.set)
+        threading.Thread(target=_serve_acknowledgements, args=(self._producer, self._stopped),
+                         name="acknowledgements", daemon=True).start()
 
     def send(self, topic: str, key: bytes | None, value: bytes | None,
              headers: list[tuple[str, bytes]] | None = None) -> Message:
@@ -82,9 +87,13 @@ class AcknowledgedSender:
         except KafkaException as exc:
             raise ServiceError(f"a record for {topic} was not written: {exc}") from exc
 
-    def _serve_acknowledgements(self) -> None:
-        while True:
-            self._producer.poll(0.1)
+    def close(self) -> None:
+        self._stopped.set()
+
+
+def _serve_acknowledgements(producer: Producer, stopped: threading.Event) -> None:
+    while not stopped.is_set():
+        producer.poll(0.1)
 
 
 def _settle(acknowledged: Future[Message], error: KafkaError | None, message: Message) -> None:

@@ -53,6 +53,7 @@ class SubscriptionWriter:
         unused = self._pool.close() if self._pool else []
         if unused:
             delete_topics(self._admin, [self._default_topic(subscription_id).name for subscription_id in unused])
+        self._sender.close()
 
     def _default_topic(self, subscription_id: str) -> TopicSpec:
         return endpoint_topic(self.settings, subscription_id)
