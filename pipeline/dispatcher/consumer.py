@@ -55,6 +55,7 @@ END_OFFSETS_TIMEOUT_S = 10.0
 LOOK_AGAIN_S = 0.2
 PARK_EVERY_S = 1.0
 SLOW_GAIN_S = 1.0  # a gain that took longer logs how long each step took
+ALIGN_EVERY_S = 5.0
 
 
 class EndpointConsumer:
@@ -94,6 +95,7 @@ class EndpointConsumer:
         self.directory: EndpointDirectory | None = None
         self._losses = LossReporter(settings, "dispatcher", tenant_of=self._tenant_of)
         self._aligned: set[str] = set()  # endpoint topics whose retention was looked at
+        self._to_align: set[str] = set()  # gained since the last look
 
     async def run(self, stopping: asyncio.Event) -> None:
         shards = await self._partition_count(self.names.dispatcher_shards)
@@ -105,7 +107,8 @@ class EndpointConsumer:
         leaving = asyncio.Event()
         group = asyncio.create_task(membership.run(leaving))
         helpers = [group, *(asyncio.create_task(task) for task in
-                            (self._follow_subscriptions(), self._watch_parked(), self._keep_committing()))]
+                            (self._follow_subscriptions(), self._watch_parked(), self._keep_committing(),
+                             self._keep_aligning()))]
         try:
             await self._fetch(stopping, helpers)
         finally:
@@ -268,7 +271,8 @@ class EndpointConsumer:
             committed = await self._read_committed(partitions)
             laps.lap("committed offsets")
             starts = await self._past_losses(committed)
-            laps.lap("log starts and retention")
+            laps.lap("log starts")
+            self._to_align |= {p.topic for p in committed} - self._aligned
             now = time.monotonic()
             for partition, (offset, metadata) in committed.items():
                 subscription_id = self.names.subscription_of(partition.topic)
@@ -333,13 +337,23 @@ class EndpointConsumer:
             self.deliverer.learn_endpoint_state(subscription_id, state)
         return committed
 
-    async def _past_losses(self, committed: dict[PartitionId, tuple[int, str]]) -> dict[PartitionId, int]:
-        """Partitions whose committed offset Kafka deleted: the loss reported, where each starts
-        instead (its log start). Their topics also get the backlog's retention, if made before it."""
-        topics = {p.topic for p in committed} - self._aligned
+    async def _keep_aligning(self) -> None:
+        """Gives the topics gained the backlog's retention, if made before it. Beside the gains,
+        not in them: describing the configs of a new subscription's topic took longer than the
+        rest of its gain, and its first event waited for it."""
+        while True:
+            await asyncio.sleep(ALIGN_EVERY_S)
+            await self._align_gained()
+
+    async def _align_gained(self) -> None:
+        topics, self._to_align = self._to_align, set()
         if topics:
             await asyncio.to_thread(align_configs, self._admin, dict.fromkeys(topics, backlog_config(self.settings)))
             self._aligned |= topics
+
+    async def _past_losses(self, committed: dict[PartitionId, tuple[int, str]]) -> dict[PartitionId, int]:
+        """Partitions whose committed offset Kafka deleted: the loss reported, where each starts
+        instead (its log start)."""
         offsets = {(p.topic, p.partition): offset for p, (offset, _) in committed.items() if offset >= 0}
         if not offsets:
             return {}

@@ -23,7 +23,7 @@ from pipeline.kafka.lost import LOST_EVENT, LossReporter, LostRange, group_losse
 from pipeline.kafka.retention import backlog_config
 from pipeline.metrics.lost import count_lost_records
 from pipeline.topics import TopicNames
-from tests.dispatcher.test_consumer import StubDeliverer, StubDirectory
+from tests.dispatcher.test_consumer import StubDeliverer, StubDirectory, consumer_for
 from tests.polling import until, wait_until
 
 
@@ -189,3 +189,19 @@ def test_a_stage_counts_what_its_consumers_lost(settings: Settings) -> None:
         lost._listeners.clear()
 
     assert registry.get_sample_value("webhook_records_lost_total", {"consumer": "retry-relay"}) == 4
+
+
+@pytest.mark.integration
+async def test_a_dispatcher_gives_the_topics_it_gains_the_backlog_retention(settings: Settings) -> None:
+    """An endpoint topic made before retention was declared, gained by a dispatcher: the
+    retention is set beside the gain, not in its way."""
+    admin = admin_client(settings.kafka_bootstrap_servers)
+    spec = endpoint_topic(settings, "sub_a")
+    ensure_topics(admin, [spec.__class__(name=spec.name, partitions=1)])
+    consumer, _, _ = consumer_for(settings)
+    await consumer._gain(["sub_a"])
+    assert _retention(admin, spec.name) != "-1"
+
+    await consumer._align_gained()
+
+    wait_until(lambda: _retention(admin, spec.name) == "-1", timeout_s=10, what="the retention kept")
