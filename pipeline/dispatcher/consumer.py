@@ -91,7 +91,10 @@ class EndpointConsumer:
         self._owned: dict[str, list[PartitionId]] = {}  # subscription id: its partitions assigned here
         self._changes: asyncio.Queue[set[str]] = asyncio.Queue()
         self._missing: dict[str, int] = {}  # subscription id: how often its topic was not found
-        self._assignment_lock = asyncio.Lock()
+        self._assignment_lock = asyncio.Lock()  # one gain or release at a time
+        # A commit waits for the attempt records to be acknowledged: a release (which commits what
+        # it lets go of) waits for it, but a gain, whose first tasks are on their way, does not.
+        self._committing = asyncio.Lock()
         self.directory: EndpointDirectory | None = None
         self._losses = LossReporter(settings, "dispatcher", tenant_of=self._tenant_of)
         self._aligned: set[str] = set()  # endpoint topics whose retention was looked at
@@ -168,7 +171,7 @@ class EndpointConsumer:
         next_refresh = loop.time() + REFRESH_INTERVAL_S
         while True:
             await asyncio.sleep(COMMIT_INTERVAL_S)
-            async with self._assignment_lock:  # a partition being let go of is committed by its release
+            async with self._committing:  # a partition being let go of is committed by its release
                 await self._commit_busy()
                 if loop.time() >= next_refresh:
                     await self._committer.commit(self._committer.stale(self._work), refresh=True)
@@ -224,9 +227,9 @@ class EndpointConsumer:
         """Another dispatcher may own them already: stop without committing over its progress.
 
         Nothing more fetched from them is delivered from now on, though letting them go waits for
-        the assignment lock (a commit holds it until Kafka acknowledges the attempt records, for as
-        long as a broker is away): what this dispatcher would deliver meanwhile, their new owner
-        delivers again from their last commit."""
+        the commit under way (until Kafka acknowledges the attempt records, for as long as a broker
+        is away): what this dispatcher would deliver meanwhile, their new owner delivers again from
+        their last commit."""
         self._shards -= shards
 
         def lost(subscription_id: str) -> bool:
@@ -378,7 +381,7 @@ class EndpointConsumer:
         raise ServiceError(f"could not read the committed offsets of {len(partitions)} endpoint partitions")
 
     async def _release_where(self, matches: Callable[[str], bool], commit: bool) -> None:
-        async with self._assignment_lock:
+        async with self._assignment_lock, self._committing:
             partitions = [p for p in self._work if matches(self.names.subscription_of(p.topic))]
             await self.release(partitions, grace_s=REVOKE_GRACE_S, commit=commit)
 

@@ -110,7 +110,7 @@ async def test_nothing_fetched_from_a_lost_shard_is_delivered_while_a_commit_hol
     topic = consumer.names.endpoint("sub_a")
     await consumer._gain_shards({0})
     deliverer.release.set()
-    async with consumer._assignment_lock:  # a commit waiting for the broker
+    async with consumer._committing:  # a commit waiting for the broker
         losing = asyncio.create_task(consumer._lose_shards({0}))
         await until(lambda: PartitionId(topic, 0) in deliverer.letting_go)
         consumer._submit(messages(topic, range(0, 3)))  # fetched once the broker answers again
@@ -121,6 +121,29 @@ async def test_nothing_fetched_from_a_lost_shard_is_delivered_while_a_commit_hol
     await consumer._gain_shards({0})  # back, here: delivered as any other
     consumer._submit(messages(topic, range(0, 3)))
     await until(lambda: deliverer.delivered == [0, 1, 2])
+
+
+async def test_a_new_subscription_is_not_held_up_by_a_commit_waiting_for_the_broker(settings: Settings) -> None:
+    """Its first event is on its way; what is committed meanwhile is none of its business."""
+    consumer, client, deliverer = consumer_for(settings)
+    flushing, broker_back = asyncio.Event(), asyncio.Event()
+
+    async def flush_waiting_for_the_broker() -> None:
+        flushing.set()
+        await broker_back.wait()
+
+    consumer.outbox.flush = flush_waiting_for_the_broker  # type: ignore[method-assign]
+    await consumer._gain(["sub_a"])
+    deliverer.release.set()
+    consumer._submit(messages(consumer.names.endpoint("sub_a"), range(0, 3)))
+    committing = asyncio.create_task(consumer._keep_committing())
+    try:
+        await asyncio.wait_for(flushing.wait(), timeout=10)
+        await asyncio.wait_for(consumer._gain(["sub_b"]), timeout=10)
+        assert PartitionId(consumer.names.endpoint("sub_b"), 0) in client.raw.assigned
+    finally:
+        broker_back.set()
+        committing.cancel()
 
 
 async def test_a_gained_partition_carries_on_where_its_previous_owner_committed(settings: Settings) -> None:
