@@ -79,6 +79,11 @@ class EndpointConsumer:
             "fetch.wait.max.ms": 100,
             "queued.max.messages.kbytes": 16 * 1024,
         }, name="dispatcher-endpoints")
+        # Reads the committed offsets of the partitions gained, on its own thread: the fetching
+        # consumer's is busy with polls, pauses and commits, and a new endpoint's gain waited for it.
+        self._offsets_reader = client or ThreadedConsumer({
+            "bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": self.group_id,
+            "enable.auto.commit": False}, name="dispatcher-offsets")
         self._committer = Committer(self._consumer, outbox, self._metadata)
         self._work: dict[PartitionId, PartitionWork] = {}
         self._busy: set[PartitionId] = set()  # have messages in hand, or offsets not yet committed
@@ -121,6 +126,8 @@ class EndpointConsumer:
                 helper.cancel()
             await asyncio.gather(*helpers[1:], return_exceptions=True)
             await self._consumer.close()
+            if self._offsets_reader is not self._consumer:
+                await self._offsets_reader.close()
 
     def owned_subscriptions(self) -> list[str]:
         """The subscriptions whose endpoint partitions this dispatcher fetches now."""
@@ -373,7 +380,7 @@ class EndpointConsumer:
         asked = [TopicPartition(p.topic, p.partition) for p in partitions]
         for attempt in range(1, COMMITTED_TRIES + 1):
             try:
-                answered = await self._consumer.call(self._consumer.raw.committed, asked, timeout=30)
+                answered = await self._offsets_reader.call(self._offsets_reader.raw.committed, asked, timeout=30)
                 return {PartitionId(tp.topic, tp.partition): (tp.offset, tp.metadata or "") for tp in answered}
             except KafkaException as exc:
                 log.warning("reading committed offsets (try %d of %d): %s", attempt, COMMITTED_TRIES, exc)

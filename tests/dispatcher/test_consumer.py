@@ -359,3 +359,20 @@ async def test_a_doorbell_rung_as_soon_as_the_dispatcher_listens_is_heard(settin
         assert heard == set(range(WAKEUP_PARTITIONS))
     finally:
         await consumer._consumer.close()
+
+
+@pytest.mark.integration
+async def test_a_gain_reads_committed_offsets_without_waiting_for_the_fetching_thread(settings: Settings) -> None:
+    """That thread is busy with polls, pauses and synchronous commits while endpoints are many."""
+    consumer = EndpointConsumer(settings, StubDeliverer(), Outbox(settings))  # type: ignore[arg-type]
+    busy = threading.Event()
+    held = asyncio.ensure_future(consumer._consumer.call(busy.wait))
+    try:
+        partition = PartitionId(consumer.names.events, 0)
+        committed = await asyncio.wait_for(consumer._committed_offsets([partition]), timeout=30)
+        assert committed[partition][0] < 0  # nothing committed there
+    finally:
+        busy.set()
+        await held
+        await consumer._consumer.close()
+        await consumer._offsets_reader.close()
