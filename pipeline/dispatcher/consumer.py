@@ -125,9 +125,13 @@ class EndpointConsumer:
             for helper in helpers[1:]:
                 helper.cancel()
             await asyncio.gather(*helpers[1:], return_exceptions=True)
-            await self._consumer.close()
-            if self._offsets_reader is not self._consumer:
-                await self._offsets_reader.close()
+            await self.close()
+
+    async def close(self) -> None:
+        """Closes its Kafka consumers: the fetching one and the committed offsets' reader."""
+        await self._consumer.close()
+        if self._offsets_reader is not self._consumer:
+            await self._offsets_reader.close()
 
     def owned_subscriptions(self) -> list[str]:
         """The subscriptions whose endpoint partitions this dispatcher fetches now."""

@@ -358,7 +358,7 @@ async def test_a_doorbell_rung_as_soon_as_the_dispatcher_listens_is_heard(settin
                       if message.error() is None}
         assert heard == set(range(WAKEUP_PARTITIONS))
     finally:
-        await consumer._consumer.close()
+        await consumer.close()
 
 
 @pytest.mark.integration
@@ -374,5 +374,4 @@ async def test_a_gain_reads_committed_offsets_without_waiting_for_the_fetching_t
     finally:
         busy.set()
         await held
-        await consumer._consumer.close()
-        await consumer._offsets_reader.close()
+        await consumer.close()
