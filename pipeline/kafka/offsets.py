@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # only the asyncio stages import aiokafka; the CLI reads offs
 
 RETRIABLE = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
              KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TIMED_OUT}
+LIST_OFFSETS_CHUNK = 250
 
 
 def watermarks(consumer: Consumer, partition: TopicPartition, timeout_s: float = 15.0) -> tuple[int, int]:
@@ -44,13 +45,19 @@ def list_offsets(admin: AdminClient, partitions: Iterable[Place], spec: OffsetSp
                  timeout_s: float) -> tuple[dict[Place, int], dict[Place, KafkaException]]:
     """Each partition's offset by `spec` (OffsetSpec.latest(): its end; earliest(): its log
     start), in one batch of requests; apart, the partitions Kafka could not answer for, with
-    why. What a missing answer means is the caller's to say."""
-    asked = {TopicPartition(topic, partition): spec for topic, partition in partitions}
-    if not asked:
-        return {}, {}
+    why. What a missing answer means is the caller's to say.
+
+    Asked LIST_OFFSETS_CHUNK partitions a call, all calls under way at once: librdkafka groups a
+    call's partitions by leader in time quadratic in their number (a dispatcher's sweep of 5,000
+    parked partitions spent most of its CPU there)."""
+    places = list(dict.fromkeys(partitions))
+    futures: dict[TopicPartition, Any] = {}
+    for start in range(0, len(places), LIST_OFFSETS_CHUNK):
+        asked = {TopicPartition(topic, partition): spec for topic, partition in places[start:start + LIST_OFFSETS_CHUNK]}
+        futures |= admin.list_offsets(asked, request_timeout=timeout_s)
     found: dict[Place, int] = {}
     failed: dict[Place, KafkaException] = {}
-    for tp, future in admin.list_offsets(asked, request_timeout=timeout_s).items():
+    for tp, future in futures.items():
         try:
             found[tp.topic, tp.partition] = future.result().offset
         except KafkaException as exc:
