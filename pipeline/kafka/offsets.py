@@ -47,21 +47,20 @@ def list_offsets(admin: AdminClient, partitions: Iterable[Place], spec: OffsetSp
     start), in one batch of requests; apart, the partitions Kafka could not answer for, with
     why. What a missing answer means is the caller's to say.
 
-    Asked LIST_OFFSETS_CHUNK partitions a call, all calls under way at once: librdkafka groups a
+    Asked LIST_OFFSETS_CHUNK partitions a call, one call after the other: librdkafka groups a
     call's partitions by leader in time quadratic in their number (a dispatcher's sweep of 5,000
-    parked partitions spent most of its CPU there)."""
+    parked partitions took 0.24 s of CPU in one call, 0.10 in chunks). Chunks asked all at once
+    made a dispatcher's new endpoints wait several times longer for their first event."""
     places = list(dict.fromkeys(partitions))
-    futures: dict[TopicPartition, Any] = {}
-    for start in range(0, len(places), LIST_OFFSETS_CHUNK):
-        asked = {TopicPartition(topic, partition): spec for topic, partition in places[start:start + LIST_OFFSETS_CHUNK]}
-        futures |= admin.list_offsets(asked, request_timeout=timeout_s)
     found: dict[Place, int] = {}
     failed: dict[Place, KafkaException] = {}
-    for tp, future in futures.items():
-        try:
-            found[tp.topic, tp.partition] = future.result().offset
-        except KafkaException as exc:
-            failed[tp.topic, tp.partition] = exc
+    for start in range(0, len(places), LIST_OFFSETS_CHUNK):
+        asked = {TopicPartition(topic, partition): spec for topic, partition in places[start:start + LIST_OFFSETS_CHUNK]}
+        for tp, future in admin.list_offsets(asked, request_timeout=timeout_s).items():
+            try:
+                found[tp.topic, tp.partition] = future.result().offset
+            except KafkaException as exc:
+                failed[tp.topic, tp.partition] = exc
     return found, failed
 
 
