@@ -72,3 +72,38 @@ def _values(settings: Settings, topic: str) -> Iterator[bytes]:
                     remaining.discard(message.partition())
     finally:
         consumer.close()
+
+
+def first_tasks(settings: Settings, subscription_ids: list[str]) -> dict[str, float]:
+    """When the router routed the first task of each endpoint: subscription id -> routed_at."""
+    names = TopicNames.from_settings(settings)
+    topics = {names.endpoint(subscription_id): subscription_id for subscription_id in subscription_ids}
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": f"hops-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False, "logger": LIBRDKAFKA_LOG})
+    routed: dict[str, float] = {}
+    try:
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING) for topic in topics])
+        quiet = 0
+        while len(routed) < len(topics) and quiet < 3:
+            messages = consumer.consume(1000, 5.0)
+            quiet = 0 if messages else quiet + 1
+            for message in messages:
+                subscription_id = topics.get(message.topic())
+                if message.error() is None and message.value() and subscription_id not in routed:
+                    routed[subscription_id] = DeliveryTask.from_avro(message.value()).routed_at.timestamp()
+    finally:
+        consumer.close()
+    return routed
+
+
+def first_attempts(settings: Settings, subscription_ids: set[str]) -> dict[str, float]:
+    """When the dispatcher began the first attempt of each endpoint: subscription id -> started_at."""
+    attempts = codec("delivery_attempt")
+    started: dict[str, float] = {}
+    for value in _values(settings, TopicNames.from_settings(settings).results):
+        attempt = attempts.decode(value)
+        subscription_id = attempt["subscription_id"]
+        if subscription_id in subscription_ids:
+            at = attempt["started_at"].timestamp()
+            started[subscription_id] = min(at, started.get(subscription_id, at))
+    return started

@@ -31,7 +31,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench import stack
+from bench import hops, stack
 from bench.http_baseline import receiver_process
 from pipeline.config import PROJECT_ROOT, Settings
 from pipeline.devstack.kafka_broker import own_broker
@@ -48,6 +48,7 @@ CREATE_CONCURRENCY = 32
 # pool is full, as a burst of new customers would find it after a quiet while.
 POOL = int(os.environ.get("BENCH_SCALE_POOL", "1000"))
 SAMPLE, SAMPLE_SECONDS, KILL_AFTER_S = 300, 30, 8
+HOPS_SAMPLE = 50  # new endpoints per wave whose first event's hops are read back from Kafka
 TOKEN = "bench_admin"
 PROFILE = bool(os.environ.get("BENCH_PROFILE"))  # py-spy on every stage during the last wave
 
@@ -151,9 +152,12 @@ class BacklogWatch(threading.Thread):
         with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10) as client:
             while not self.stopping.wait(1.0):
                 try:
-                    view = client.get(self.url).json()
+                    answer = client.get(self.url)
                 except httpx.HTTPError:
                     continue  # the API busy: a missed sample, not a failed benchmark
+                if answer.status_code != 200:
+                    continue  # the broker too busy to tell the offsets in time (503): the same
+                view = answer.json()
                 self.samples.append((time.time(), view["pending"], view["oldest_pending_age_s"] or 0.0))
 
     def worst(self, start: float, end: float) -> tuple[int, float] | None:
@@ -192,7 +196,21 @@ def run_waves(settings: Settings, api_url: str, receiver_url: str, publisher: Ev
         wave["first_p50"], wave["first_p99"] = _pct(firsts, 0.5), _pct(firsts, 0.99)
         wave["first_missing"] = wave["target"] - wave["from"] - len(firsts)
         wave["steady"] = steady_window(received["/steady"], wave["start"], wave["end"])
+    first_event_hops(settings, waves, received)
     return waves
+
+
+def first_event_hops(settings: Settings, waves: list[dict], received: dict) -> None:
+    """Where the first events of a sample of each wave's endpoints waited: before the router
+    routed them, before the dispatcher began the attempt, and on the way to the receiver."""
+    samples = {wave["target"]: random.sample(sorted(wave["ids"].items()), min(HOPS_SAMPLE, len(wave["ids"])))
+               for wave in waves}
+    ids = [subscription_id for sample in samples.values() for _, subscription_id in sample]
+    routed, started = hops.first_tasks(settings, ids), hops.first_attempts(settings, set(ids))
+    for wave in waves:
+        timings = [(received[f"/e/{n}"][0][1], routed[i], started[i], received[f"/e/{n}"][0][0])
+                   for n, i in samples[wave["target"]] if received.get(f"/e/{n}") and i in routed and i in started]
+        wave["first_hops"] = [sorted((t[k + 1] - t[k]) * 1000 for t in timings) for k in range(3)] if timings else []
 
 
 def _until_quiet(receipts: Receipts, done, quiet_s: float = 15.0) -> dict:  # type: ignore[no-untyped-def]
@@ -368,6 +386,13 @@ def report(waves: list[dict], rss: list, kill: dict, crashes: list[str]) -> None
                       f"{_ms(steady['p50'])} / {_ms(steady['p99'])} / {_ms(steady['max'])}", f"{steady['gap_s']:.2f} s",
                       f"{backlog[0]:,}, {backlog[1]:.1f} s" if backlog else "-")
     console.print(table)
+    hop_table = Table("endpoints", *(f"{hop}, p50 / p99" for hop in hops.HOPS),
+                      title=f"where a new endpoint's first event waited ({HOPS_SAMPLE} endpoints of each wave)")
+    for wave in waves:
+        if wave.get("first_hops"):
+            hop_table.add_row(f"{wave['from']:,} → {wave['target']:,}",
+                              *(f"{_ms(_pct(times, 0.5))} / {_ms(_pct(times, 0.99))}" for times in wave["first_hops"]))
+    console.print(hop_table)
     memory_table = Table("process", "resident MB", title=f"memory with {ENDPOINTS:,} endpoints")
     for name, mb in rss:
         memory_table.add_row(name, f"{mb:,.0f}" if mb is not None else "gone")
