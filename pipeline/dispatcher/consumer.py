@@ -80,11 +80,14 @@ class EndpointConsumer:
             "queued.max.messages.kbytes": 16 * 1024,
         }, name="dispatcher-endpoints")
         # Reads the committed offsets of the partitions gained, on its own thread: the fetching
-        # consumer's is busy with polls, pauses and commits, and a new endpoint's gain waited for it.
-        self._offsets_reader = client or ThreadedConsumer({
-            "bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": self.group_id,
-            "enable.auto.commit": False}, name="dispatcher-offsets")
-        self._committer = Committer(self._consumer, outbox, self._metadata)
+        # consumer's is busy with polls and pauses, and a new endpoint's gain waited for it.
+        self._offsets_reader = client or self._offsets_client("dispatcher-offsets")
+        # Commits on a thread of their own too: a synchronous commit held the fetching consumer's
+        # thread for a round trip to a busy broker every half second, and fetches, pauses and the
+        # assignments of new endpoints waited behind it. The group has no members (partitions are
+        # assigned by hand), so any consumer of it may commit its offsets.
+        self._commits_client = client or self._offsets_client("dispatcher-commits")
+        self._committer = Committer(self._commits_client, outbox, self._metadata)
         self._work: dict[PartitionId, PartitionWork] = {}
         self._busy: set[PartitionId] = set()  # have messages in hand, or offsets not yet committed
         self._paused: set[PartitionId] = set()
@@ -127,11 +130,17 @@ class EndpointConsumer:
             await asyncio.gather(*helpers[1:], return_exceptions=True)
             await self.close()
 
+    def _offsets_client(self, name: str) -> ThreadedConsumer:
+        """A consumer of the dispatchers' group that never fetches: it reads or commits offsets."""
+        return ThreadedConsumer({"bootstrap.servers": self.settings.kafka_bootstrap_servers, "group.id": self.group_id,
+                                 "enable.auto.commit": False}, name=name)
+
     async def close(self) -> None:
-        """Closes its Kafka consumers: the fetching one and the committed offsets' reader."""
+        """Closes its Kafka consumers: the fetching one, the committed offsets' reader and the committer's."""
         await self._consumer.close()
-        if self._offsets_reader is not self._consumer:
-            await self._offsets_reader.close()
+        for client in (self._offsets_reader, self._commits_client):
+            if client is not self._consumer:
+                await client.close()
 
     def owned_subscriptions(self) -> list[str]:
         """The subscriptions whose endpoint partitions this dispatcher fetches now."""

@@ -13,7 +13,7 @@ from confluent_kafka import KafkaError
 from pipeline.config import Settings
 from pipeline.dispatcher.consumer import EndpointConsumer
 from pipeline.dispatcher.outbox import Outbox
-from pipeline.dispatcher.partition import LanePolicy
+from pipeline.dispatcher.partition import LanePolicy, PartitionWork
 from pipeline.dispatcher.progress import CommitMetadata, EndpointState, Progress, RetryProgress
 from pipeline.dispatcher.records import PartitionId
 from pipeline.errors import ServiceError
@@ -363,7 +363,7 @@ async def test_a_doorbell_rung_as_soon_as_the_dispatcher_listens_is_heard(settin
 
 @pytest.mark.integration
 async def test_a_gain_reads_committed_offsets_without_waiting_for_the_fetching_thread(settings: Settings) -> None:
-    """That thread is busy with polls, pauses and synchronous commits while endpoints are many."""
+    """That thread is busy with polls and pauses while endpoints are many."""
     consumer = EndpointConsumer(settings, StubDeliverer(), Outbox(settings))  # type: ignore[arg-type]
     busy = threading.Event()
     held = asyncio.ensure_future(consumer._consumer.call(busy.wait))
@@ -371,6 +371,26 @@ async def test_a_gain_reads_committed_offsets_without_waiting_for_the_fetching_t
         partition = PartitionId(consumer.names.events, 0)
         committed = await asyncio.wait_for(consumer._committed_offsets([partition]), timeout=30)
         assert committed[partition][0] < 0  # nothing committed there
+    finally:
+        busy.set()
+        await held
+        await consumer.close()
+
+
+@pytest.mark.integration
+async def test_a_commit_goes_through_while_the_fetching_thread_is_busy(settings: Settings) -> None:
+    """A synchronous commit waits a round trip to the broker, a long one when it is busy: on the
+    fetching consumer's thread, fetches, pauses and new endpoints' assignments waited behind it,
+    and it behind them."""
+    consumer = EndpointConsumer(settings, StubDeliverer(), Outbox(settings))  # type: ignore[arg-type]
+    partition = PartitionId(consumer.names.events, 0)
+    work = PartitionWork(StubDeliverer().deliver, start_offset=3)
+    busy = threading.Event()
+    held = asyncio.ensure_future(consumer._consumer.call(busy.wait))
+    try:
+        await asyncio.wait_for(consumer._committer.commit({partition: work}, refresh=True), timeout=30)
+        committed = await asyncio.wait_for(consumer._committed_offsets([partition]), timeout=30)
+        assert committed[partition][0] == 3
     finally:
         busy.set()
         await held
