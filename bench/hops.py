@@ -96,14 +96,14 @@ def first_tasks(settings: Settings, subscription_ids: list[str]) -> dict[str, fl
     return routed
 
 
-def first_attempts(settings: Settings, subscription_ids: set[str]) -> dict[str, float]:
-    """When the dispatcher began the first attempt of each endpoint: subscription id -> started_at."""
+def attempts_of(settings: Settings, subscription_ids: set[str]) -> dict[str, list[tuple[float, float]]]:
+    """The attempts of these endpoints that have an outcome: subscription id -> (started_at,
+    latency_ms of the HTTP request) in the order written."""
     attempts = codec("delivery_attempt")
-    started: dict[str, float] = {}
+    found: dict[str, list[tuple[float, float]]] = {}
     for value in _values(settings, TopicNames.from_settings(settings).results):
         attempt = attempts.decode(value)
-        subscription_id = attempt["subscription_id"]
-        if subscription_id in subscription_ids:
-            at = attempt["started_at"].timestamp()
-            started[subscription_id] = min(at, started.get(subscription_id, at))
-    return started
+        if attempt["subscription_id"] in subscription_ids and attempt.get("intent") != "open":
+            found.setdefault(attempt["subscription_id"], []).append(
+                (attempt["started_at"].timestamp(), attempt["latency_ms"]))
+    return found

@@ -170,7 +170,7 @@ def _pct(values: list[float], fraction: float) -> float | None:
 
 
 def run_waves(settings: Settings, api_url: str, receiver_url: str, publisher: EventPublisher,
-              receipts: Receipts, pids: dict[str, int], stages: list, logs: Path) -> list[dict]:
+              receipts: Receipts, pids: dict[str, int], stages: list, logs: Path, steady_id: str) -> list[dict]:
     waves, created = [], 0
     for target in WAVES:
         _wait(lambda: _pooled(api_url) >= min(POOL, target - created), 1800, "the pool of endpoint topics filled", 2.0)
@@ -196,21 +196,28 @@ def run_waves(settings: Settings, api_url: str, receiver_url: str, publisher: Ev
         wave["first_p50"], wave["first_p99"] = _pct(firsts, 0.5), _pct(firsts, 0.99)
         wave["first_missing"] = wave["target"] - wave["from"] - len(firsts)
         wave["steady"] = steady_window(received["/steady"], wave["start"], wave["end"])
-    first_event_hops(settings, waves, received)
+    first_event_hops(settings, waves, received, steady_id)
     return waves
 
 
-def first_event_hops(settings: Settings, waves: list[dict], received: dict) -> None:
+def first_event_hops(settings: Settings, waves: list[dict], received: dict, steady_id: str) -> None:
     """Where the first events of a sample of each wave's endpoints waited: before the router
-    routed them, before the dispatcher began the attempt, and on the way to the receiver."""
+    routed them, before the dispatcher began the attempt, and on the way to the receiver. And how
+    often the steady endpoint's one lane began an attempt, beside how long its requests took."""
     samples = {wave["target"]: random.sample(sorted(wave["ids"].items()), min(HOPS_SAMPLE, len(wave["ids"])))
                for wave in waves}
     ids = [subscription_id for sample in samples.values() for _, subscription_id in sample]
-    routed, started = hops.first_tasks(settings, ids), hops.first_attempts(settings, set(ids))
+    attempts = hops.attempts_of(settings, {*ids, steady_id})
+    routed = hops.first_tasks(settings, ids)
+    started = {subscription_id: min(at for at, _ in found) for subscription_id, found in attempts.items()}
+    steady = sorted(attempts.get(steady_id, []))
     for wave in waves:
         timings = [(received[f"/e/{n}"][0][1], routed[i], started[i], received[f"/e/{n}"][0][0])
                    for n, i in samples[wave["target"]] if received.get(f"/e/{n}") and i in routed and i in started]
         wave["first_hops"] = [sorted((t[k + 1] - t[k]) * 1000 for t in timings) for k in range(3)] if timings else []
+        inside = [(at, http_ms) for at, http_ms in steady if wave["start"] <= at <= wave["end"]]
+        wave["steady_lane"] = (sorted((b[0] - a[0]) * 1000 for a, b in zip(inside, inside[1:])),
+                               sorted(http_ms for _, http_ms in inside))
 
 
 def _until_quiet(receipts: Receipts, done, quiet_s: float = 15.0) -> dict:  # type: ignore[no-untyped-def]
@@ -347,7 +354,8 @@ def run(settings: Settings, receiver_url: str, logs: Path, broker_pid: int | Non
                           f"steady one; {POOL:,} endpoint topics made ahead")
             pids = {"broker": broker_pid, **{stage.name: stage.process.pid for stage in stages}} if broker_pid else \
                 {stage.name: stage.process.pid for stage in stages}
-            waves = run_waves(settings, api_url, receiver_url, publisher, receipts, pids, stages, logs)
+            waves = run_waves(settings, api_url, receiver_url, publisher, receipts, pids, stages, logs,
+                              answer.json()["id"])
             for wave in waves:
                 wave["steady_backlog"] = backlog.worst(wave["start"], wave["end"])
             backlog.stopping.set()
@@ -393,6 +401,14 @@ def report(waves: list[dict], rss: list, kill: dict, crashes: list[str]) -> None
             hop_table.add_row(f"{wave['from']:,} → {wave['target']:,}",
                               *(f"{_ms(_pct(times, 0.5))} / {_ms(_pct(times, 0.99))}" for times in wave["first_hops"]))
     console.print(hop_table)
+    lane_table = Table("endpoints", "an attempt begun every, p50 / p99", "of it the HTTP request, p50 / p99",
+                       title="the steady endpoint's one lane (all its events share an ordering key)")
+    for wave in waves:
+        gaps, requests = wave.get("steady_lane", ([], []))
+        if gaps:
+            lane_table.add_row(f"{wave['from']:,} → {wave['target']:,}", f"{_ms(_pct(gaps, 0.5))} / {_ms(_pct(gaps, 0.99))}",
+                               f"{_ms(_pct(requests, 0.5))} / {_ms(_pct(requests, 0.99))}")
+    console.print(lane_table)
     memory_table = Table("process", "resident MB", title=f"memory with {ENDPOINTS:,} endpoints")
     for name, mb in rss:
         memory_table.add_row(name, f"{mb:,.0f}" if mb is not None else "gone")
@@ -408,7 +424,9 @@ def report(waves: list[dict], rss: list, kill: dict, crashes: list[str]) -> None
 
 
 def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.0f} ms"
+    if value is None:
+        return "-"
+    return f"{value:.1f} ms" if value < 10 else f"{value:,.0f} ms"
 
 
 if __name__ == "__main__":
