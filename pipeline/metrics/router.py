@@ -1,8 +1,9 @@
-"""The router's metrics: events routed, and dropped by reason."""
+"""The router's metrics: events routed, and dropped by reason; how long unmatched events waited for the
+subscriptions table to catch up."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 
 class RouterMetrics:
@@ -17,6 +18,12 @@ class RouterMetrics:
         for reason in ("no_match", "paused", "filtered", "invalid"):  # every series exists from the start
             self.events.labels("dropped", reason)
         self._invalid = self.dead_letters.labels("invalid_event")
+        # The router decides one event at a time: while an event that matched nothing waits for the
+        # table to read every change written before it, every event behind it waits too.
+        self.catch_up = Histogram("webhook_router_catch_up_seconds", "How long an event that matched nothing "
+                                  "waited for the subscriptions table to read every change written before it",
+                                  buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+                                  registry=registry)
 
     def routed(self, tasks: int) -> None:
         self._routed.inc()

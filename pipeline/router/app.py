@@ -177,7 +177,8 @@ class EventRouter:
         if decision.reason != "no_match" or position.timestamp_ms is None:
             return decision
         try:
-            await self.table.caught_up_to(position.timestamp_ms / 1000, timeout_s=CATCH_UP_TIMEOUT_S)
+            with self.metrics.catch_up.time():
+                await self.table.caught_up_to(position.timestamp_ms / 1000, timeout_s=CATCH_UP_TIMEOUT_S)
         except (TimeoutError, ServiceError) as exc:
             log.warning("deciding the event at %s without the newest subscriptions: %s", position, exc)
             return decision

@@ -3,13 +3,16 @@ when Kafka cannot tell how far that is, the event is decided with what the table
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from pipeline.errors import ServiceError
 from pipeline.kafka.position import Position
+from pipeline.metrics.router import RouterMetrics
 from pipeline.models import Event
 from pipeline.router.app import EventRouter
 from pipeline.topics import TopicNames
@@ -67,3 +70,20 @@ def test_the_table_tells_a_broker_that_cannot_answer_as_a_service_error(tmp_path
     table._admin = Admin()  # type: ignore[assignment]
     with pytest.raises(ServiceError, match="end offsets of t.subscriptions"):
         table._end_offsets([0, 1])
+
+
+class SlowTable(UnreachableTable):
+    async def caught_up_to(self, moment: float, timeout_s: float) -> None:
+        self.asked.append(moment)
+        await asyncio.sleep(0.05)
+
+
+async def test_the_wait_for_the_table_is_measured() -> None:
+    """The router decides one event at a time, so an operator sees there why events queue behind."""
+    registry = CollectorRegistry()
+    router = EventRouter(Output(), SlowTable(), TopicNames(prefix="t."), RouterMetrics(registry))  # type: ignore[arg-type]
+    event = Event(type="order.paid", source="shop", data=json.dumps({"n": 1}).encode())
+    position = Position(topic="t.events", partition=0, offset=7, timestamp_ms=1_800_000_000_000)
+    await router._decide(event, position)
+    assert registry.get_sample_value("webhook_router_catch_up_seconds_count") == 1
+    assert registry.get_sample_value("webhook_router_catch_up_seconds_sum") >= 0.05
