@@ -28,6 +28,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
@@ -176,8 +177,10 @@ def run_waves(settings: Settings, api_url: str, receiver_url: str, publisher: Ev
         _wait(lambda: _pooled(api_url) >= min(POOL, target - created), 1800, "the pool of endpoint topics filled", 2.0)
         spies = stack.start_profiles(stages, logs) if PROFILE and target == WAVES[-1] else []
         started, cpu_before = time.time(), {name: stack.cpu_seconds(pid) for name, pid in pids.items()}
+        waited_before = _router_catch_up(settings)
         made = asyncio.run(create_endpoints(api_url, receiver_url, range(created, target), publisher))
         ended = time.time()
+        made["catch_up"] = [after - before for after, before in zip(_router_catch_up(settings), waited_before)]
         stack.stop_profiles(spies)
         cpu = {name: (stack.cpu_seconds(pid) or 0) - (cpu_before[name] or 0) for name, pid in pids.items()}
         waves.append({"target": target, "from": created, "start": started, "end": ended, "cpu": cpu, **made})
@@ -371,6 +374,15 @@ def run(settings: Settings, receiver_url: str, logs: Path, broker_pid: int | Non
         stack.stop(stages)
 
 
+def _router_catch_up(settings: Settings) -> tuple[float, float]:
+    """How many events that matched nothing the router waited on its subscriptions table for, and
+    how many seconds in all (webhook_router_catch_up_seconds): it decides one event at a time."""
+    text = httpx.get(f"http://127.0.0.1:{settings.router_metrics_port}/metrics", timeout=30).text
+    samples = {sample.name: sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples if sample.name.startswith("webhook_router_catch_up_seconds_")}
+    return samples.get("webhook_router_catch_up_seconds_count", 0.0), samples.get("webhook_router_catch_up_seconds_sum", 0.0)
+
+
 def _pooled(api_url: str) -> int:
     return httpx.get(f"{api_url}/healthz", timeout=30).json()["endpoint_topics_ready"]
 
@@ -395,11 +407,14 @@ def report(waves: list[dict], rss: list, kill: dict, crashes: list[str]) -> None
                       f"{backlog[0]:,}, {backlog[1]:.1f} s" if backlog else "-")
     console.print(table)
     hop_table = Table("endpoints", *(f"{hop}, p50 / p99" for hop in hops.HOPS),
+                      "the router waiting for its subscriptions table",
                       title=f"where a new endpoint's first event waited ({HOPS_SAMPLE} endpoints of each wave)")
     for wave in waves:
         if wave.get("first_hops"):
+            events, seconds = wave["catch_up"]
             hop_table.add_row(f"{wave['from']:,} → {wave['target']:,}",
-                              *(f"{_ms(_pct(times, 0.5))} / {_ms(_pct(times, 0.99))}" for times in wave["first_hops"]))
+                              *(f"{_ms(_pct(times, 0.5))} / {_ms(_pct(times, 0.99))}" for times in wave["first_hops"]),
+                              f"{events:,.0f} events, {seconds:,.1f} s in all")
     console.print(hop_table)
     lane_table = Table("endpoints", "an attempt begun every, p50 / p99", "of it the HTTP request, p50 / p99",
                        title="the steady endpoint's one lane (all its events share an ordering key)")
