@@ -32,6 +32,9 @@ from pipeline.kafka.stuck import StuckWatch
 log = logging.getLogger(__name__)
 # How long a flush waits before it says it is waiting for the broker (and between its looks).
 PATIENCE_S = 5.0
+# Topics a producer may have written to before a flush that leaves nothing waiting renews it (see
+# ResendingProducer.renew): the router writes to every endpoint's topic, most of them rarely.
+RENEW_AFTER_TOPICS = 500
 Headers = list[tuple[str, bytes]] | None
 # librdkafka counts a record as key + value + headers + a fixed overhead (36 bytes, and about 3
 # per header, measured): these round up, so a record that fits here is never refused there.
@@ -46,8 +49,11 @@ def record_size(key: bytes | None, value: bytes, headers: Headers = None) -> int
 
 
 class KafkaWriter:
-    def __init__(self, settings: Settings, stuck: StuckWatch | None = None, **producer_overrides: Any):
+    def __init__(self, settings: Settings, stuck: StuckWatch | None = None, renew_after_topics: int = RENEW_AFTER_TOPICS,
+                 **producer_overrides: Any):
         self.max_record_bytes = settings.max_record_bytes
+        self._renew_after_topics = renew_after_topics
+        self._topics: set[str] = set()  # written to through the producer now in use
         self._settings, self._overrides = settings, {"message.timeout.ms": 0, **producer_overrides}
         self._producer = ResendingProducer(self._new_producer)
         self._stuck = stuck or StuckWatch.of_broker(settings.kafka_bootstrap_servers)
@@ -65,6 +71,7 @@ class KafkaWriter:
         """Queues a record; raises ServiceError, and fails every later flush, if it cannot be queued."""
         if not self.fits(key, value, headers):
             self._refused(topic, f"{record_size(key, value, headers)} bytes is over the limit of {self.max_record_bytes}")
+        self._topics.add(topic)
         while True:
             try:
                 self._producer.produce(topic, key, value, headers=headers, on_delivery=self._on_delivery)
@@ -92,6 +99,8 @@ class KafkaWriter:
         self._unacknowledged.ended()
         if self.broken is not None:
             raise ServiceError(f"writes not acknowledged by Kafka ({self.broken}); nothing more may be committed")
+        if len(self._topics) > self._renew_after_topics and self._producer.renew():
+            self._topics.clear()
 
     async def flush(self) -> None:
         await asyncio.to_thread(self.flush_now)
