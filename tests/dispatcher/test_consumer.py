@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka import KafkaError
 
 from pipeline.config import Settings
-from pipeline.dispatcher.consumer import EndpointConsumer
+from pipeline.dispatcher.consumer import ASSIGN_CHUNK, EndpointConsumer
 from pipeline.dispatcher.outbox import Outbox
 from pipeline.dispatcher.partition import LanePolicy, PartitionWork
 from pipeline.dispatcher.progress import CommitMetadata, EndpointState, Progress, RetryProgress
@@ -144,6 +144,19 @@ async def test_a_new_subscription_is_not_held_up_by_a_commit_waiting_for_the_bro
     finally:
         broker_back.set()
         committing.cancel()
+
+
+async def test_a_large_gain_is_assigned_a_chunk_at_a_time(settings: Settings) -> None:
+    """Each call holds the consumer's thread, where this dispatcher's own endpoints are fetched:
+    taking over thousands of partitions in one call held it for 13.6 s."""
+    consumer, client, _ = consumer_for(settings)
+    sizes: list[int] = []
+    assign = client.raw.incremental_assign
+    client.raw.incremental_assign = lambda partitions: sizes.append(len(partitions)) or assign(partitions)  # type: ignore[method-assign]
+    subscription_ids = [f"sub_{n}" for n in range(2 * ASSIGN_CHUNK + 1)]
+    await consumer._gain(subscription_ids)
+    assert sizes == [ASSIGN_CHUNK, ASSIGN_CHUNK, 1]
+    assert client.raw.assigned == {PartitionId(consumer.names.endpoint(s), 0) for s in subscription_ids}
 
 
 async def test_a_gained_partition_carries_on_where_its_previous_owner_committed(settings: Settings) -> None:
