@@ -100,10 +100,10 @@ class ResendingProducer:
         with self._lock:
             if self._pending:
                 return False
-            old, self._producer = self._producer, self._new_producer()
+            retiring = [self._producer]
+            self._producer = self._new_producer()
             self._generation += 1
-        # Its threads are joined when it is freed: there, not in the caller's thread.
-        threading.Thread(target=old.flush, args=(0,), name="retiring-producer", daemon=True).start()
+        threading.Thread(target=_retire, args=(retiring,), name="retiring-producer", daemon=True).start()
         return True
 
     @property
@@ -130,6 +130,13 @@ class ResendingProducer:
 
     def __len__(self) -> int:
         return len(self._producer)
+
+
+def _retire(retiring: list[Producer]) -> None:
+    """Freeing a producer joins its threads: the caller keeps no reference to it, so it is freed
+    here, on a thread of its own, not in the caller's (a router's event loop)."""
+    producer = retiring.pop()
+    producer.flush(0)
 
 
 def replace_if_stuck(producer: ResendingProducer, stuck: StuckWatch) -> None:

@@ -5,6 +5,7 @@ is lost or reordered by the change."""
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 
 import pytest
@@ -42,6 +43,21 @@ def test_a_producer_is_renewed_only_when_no_record_waits_for_its_report() -> Non
     wait_until(made[0].flushed.is_set, timeout_s=10, what="the old producer let go of on a thread of its own")
     producer.produce("t", b"k", b"w")
     assert len(made[1].reports) == 1 and len(made[0].reports) == 1
+
+
+def test_a_renewed_producer_is_freed_on_a_thread_of_its_own() -> None:
+    """Freeing one joins its threads, which would hold up the caller: a router's event loop."""
+    freed_on: list[str] = []
+
+    def new_producer() -> FakeProducer:
+        producer = FakeProducer()
+        weakref.finalize(producer, lambda: freed_on.append(threading.current_thread().name))
+        return producer
+
+    producer = ResendingProducer(new_producer)
+    assert producer.renew() is True
+    wait_until(lambda: freed_on, timeout_s=10, what="the old producer freed")
+    assert freed_on == ["retiring-producer"]
 
 
 @pytest.mark.integration
