@@ -10,6 +10,8 @@ process. One stack serves every run:
 - beside a hanging endpoint: the burst again, every event also to an endpoint that never answers;
 - the latency curve: events paced at 100, 400 and 1,000 a second and at half the saturated rate;
 - the hops of the 100 and 400 a second runs: publish to routed, routed to sent, sent to received;
+- the broker's requests per delivery, by kind, for the saturated and paced runs, and its CPU per
+  request (bench.broker_requests);
 - and whether anything was lost or delivered out of order per key, checked on every delivery.
 The ratio of the end-to-end rate to the raw client rate is the figure to compare across
 machines; absolute numbers drift.
@@ -33,10 +35,11 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import hops, stack
+from bench.broker_requests import BrokerRequests, per_delivery
 from bench.http_baseline import raw_post_rate, received_count, receiver_process
 from pipeline import eventloop
 from pipeline.config import PROJECT_ROOT, Settings
-from pipeline.devstack.kafka_broker import own_broker
+from pipeline.devstack.kafka_broker import KafkaBroker, own_broker
 from pipeline.devstack.ports import free_port
 from pipeline.kafka.admin import ensure_core_topics
 from pipeline.producer import EventPublisher
@@ -84,6 +87,7 @@ class Run:
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
     cpu_ms: dict[str, float] = field(default_factory=dict)  # per delivery, by process
+    requests: dict[str, float] = field(default_factory=dict)  # Kafka requests per delivery, by kind
 
     @property
     def rate(self) -> float:
@@ -94,8 +98,10 @@ class Run:
 
 
 class Bench:
-    def __init__(self, settings: Settings, receiver_url: str, hanging_url: str, pids: dict[str, int]):
+    def __init__(self, settings: Settings, receiver_url: str, hanging_url: str, pids: dict[str, int],
+                 requests: BrokerRequests | None = None):
         self.settings = settings
+        self.requests = requests
         self.receiver_url = receiver_url
         self.pids = pids
         commands = SubscriptionCommands(SubscriptionWriter(settings), lambda _: None)
@@ -113,6 +119,7 @@ class Bench:
         """Publishes count events (paced at rate per second, or as fast as it goes) and waits for
         every delivery; the CPU of each process is read around it."""
         run = Run(name, count, count * fan)
+        requests_before = self.requests.counts() if self.requests else {}
         cpu_before = {process: stack.cpu_seconds(pid) for process, pid in self.pids.items()}
         started = time.perf_counter()
         for n in range(count):
@@ -130,6 +137,8 @@ class Bench:
         run.seconds = time.perf_counter() - started
         run.cpu_ms = {process: ((stack.cpu_seconds(pid) or 0) - (cpu_before[process] or 0)) / run.deliveries * 1000
                       for process, pid in self.pids.items()}
+        if self.requests:
+            run.requests = per_delivery(requests_before, self.requests.counts(), run.deliveries)
         arrived = httpx.get(f"{self.receiver_url}/_received", timeout=120).json()[self.received:]
         self.received += run.deliveries
         run.latencies_ms = sorted((d["received_at"] - _published(d)) * 1000 for d in arrived)
@@ -159,16 +168,17 @@ def _published(delivery: dict[str, Any]) -> float:
     return datetime.fromisoformat((body[0] if isinstance(body, list) else body)["time"]).timestamp()
 
 
-def run_all(settings: Settings, receiver_url: str, hanging_url: str, broker_pid: int | None) -> dict[str, Any]:
+def run_all(settings: Settings, receiver_url: str, hanging_url: str, broker: KafkaBroker) -> dict[str, Any]:
     ensure_core_topics(settings)
     env = stack.stage_environment(settings)
     stages = [stack.start(name, f"pipeline.{name}", env, LOGS) for name in ("router", "dispatcher", "results")]
-    pids = {stage.name: stage.process.pid for stage in stages} | ({"broker": broker_pid} if broker_pid else {})
+    pids = {stage.name: stage.process.pid for stage in stages} | ({"broker": broker.pid} if broker.pid else {})
     receiver_pid = _pid_listening(receiver_url)
     if receiver_pid:
         pids["receiver"] = receiver_pid
     try:
-        bench = Bench(settings, receiver_url, hanging_url, pids)
+        requests = BrokerRequests(broker)
+        bench = Bench(settings, receiver_url, hanging_url, pids, requests)
         bench.publish("warm-up", "one.warm", 200)  # group joins, connections
         spies = stack.start_profiles(stages, LOGS) if PROFILE else []
         saturated = bench.publish("saturated", "one.e", EVENTS)
@@ -189,7 +199,7 @@ def run_all(settings: Settings, receiver_url: str, hanging_url: str, broker_pid:
     finally:
         stack.stop(stages)
     return {"saturated": saturated, "fan_out": fan_out, "beside": beside, "curve": curve, "hops": hop_runs,
-            "missing": missing, "reordered": reordered}
+            "missing": missing, "reordered": reordered, "requests_unavailable": requests.unavailable}
 
 
 def _write_hottest(stages: list[stack.Stage]) -> None:
@@ -228,7 +238,7 @@ def main() -> None:
         console.print(f"[bold]end to end[/bold]: {EVENTS:,} events over {KEYS:,} ordering keys, client "
                       f"{settings.http_client}; stage logs in {LOGS}")
         with receiver_process() as base_url, receiver_process("--hang", "/") as hanging_url:
-            results = run_all(settings, base_url, hanging_url, broker.pid)
+            results = run_all(settings, base_url, hanging_url, broker)
         after = raw_rates()
         from bench import results_sink  # it borrows this module's helpers, so it is imported late
 
@@ -267,7 +277,29 @@ def report(results: dict[str, Any], before: dict, after: dict, baseline: float, 
     verdict = Table("check", "result", title="nothing lost, order kept")
     verdict.add_row("deliveries missing (to the one endpoint)", str(results["missing"]))
     verdict.add_row("deliveries out of order per key", str(results["reordered"]))
-    return [rates, curve, cpu, hop_table, verdict]
+    return [rates, curve, cpu, requests_table(results), hop_table, verdict]
+
+
+def requests_table(results: dict[str, Any]) -> Table:
+    """The broker's requests per delivery by kind, for the saturated run and the paced ones, and
+    the broker's CPU per request they come to."""
+    runs: list[Run] = [results["saturated"], *(run for _, run in results["curve"])]
+    table = Table("Kafka requests per delivery", *(run.name for run in runs), title="what the broker served")
+    if results.get("requests_unavailable"):
+        table.caption = f"not read: {results['requests_unavailable']}"
+        return table
+    kinds = sorted({kind for run in runs for kind in run.requests}, key=lambda k: -results["saturated"].requests.get(k, 0))
+    shown = [kind for kind in kinds if any(run.requests.get(kind, 0) >= 0.01 for run in runs)]
+    for kind in shown:
+        table.add_row(kind, *(f"{run.requests.get(kind, 0):.2f}" for run in runs))
+    table.add_row("all", *(f"{sum(run.requests.values()):.2f}" for run in runs))
+    table.add_row("broker CPU ms per request", *(_per_request(run) for run in runs))
+    return table
+
+
+def _per_request(run: Run) -> str:
+    requests = sum(run.requests.values())
+    return f"{run.cpu_ms['broker'] / requests:.2f}" if requests and "broker" in run.cpu_ms else "-"
 
 
 def _p50_p99(values: list[float]) -> str:
