@@ -20,6 +20,7 @@ from pipeline.dispatcher.outbox import Outbox
 from pipeline.dispatcher.relay import RetryRelay
 from pipeline.dispatcher.retry import RetrySchedule
 from pipeline.metrics.dispatcher import DispatcherMetrics
+from pipeline.metrics.loop_lag import LoopLag
 from pipeline.metrics.lost import count_lost_records
 from pipeline.metrics.server import serve_metrics
 from pipeline.subscriptions.backlog import BacklogReader
@@ -48,10 +49,11 @@ async def run(settings: Settings) -> None:
     deliverer = Deliverer(table=table, transport=transport, outbox=outbox, policy=policy,
                           disabler=Disabler(settings, table), metrics=metrics)
     serve_metrics(registry, settings.dispatcher_metrics_port, "dispatcher")
+    lag = asyncio.create_task(LoopLag(registry).run())
     try:
         await table.wait_loaded(timeout_s=120)
         eventloop.settled()
-        consumer = EndpointConsumer(settings, deliverer, outbox)
+        consumer = EndpointConsumer(settings, deliverer, outbox, metrics=metrics)
         gauges = BacklogGauges(BacklogReader(settings), metrics, consumer.owned_subscriptions,
                                consumer.partition_counts, settings.backlog_metrics_interval_s,
                                parked=consumer.parked_subscriptions)
@@ -60,7 +62,8 @@ async def run(settings: Settings) -> None:
         await outbox.flush()
     finally:
         table_task.cancel()
-        await asyncio.gather(table_task, return_exceptions=True)
+        lag.cancel()
+        await asyncio.gather(table_task, lag, return_exceptions=True)
         await transport.close()
 
 

@@ -41,6 +41,7 @@ from pipeline.kafka.offsets import end_offsets, list_offsets
 from pipeline.kafka.retention import align_configs, backlog_config
 from pipeline.kafka.threaded import ThreadedConsumer
 from pipeline.laps import Laps
+from pipeline.metrics.dispatcher import DispatcherMetrics
 from pipeline.subscriptions.backlog import dispatcher_group
 from pipeline.topics import TopicNames
 
@@ -60,7 +61,8 @@ ALIGN_EVERY_S = 5.0
 
 
 class EndpointConsumer:
-    def __init__(self, settings: Settings, deliverer: Deliverer, outbox: Outbox, client: ThreadedConsumer | None = None):
+    def __init__(self, settings: Settings, deliverer: Deliverer, outbox: Outbox, client: ThreadedConsumer | None = None,
+                 metrics: DispatcherMetrics | None = None):
         self.settings = settings
         self.deliverer = deliverer
         self.outbox = outbox
@@ -79,7 +81,7 @@ class EndpointConsumer:
             # just assigned or unparked waits to join the fetch in progress.
             "fetch.wait.max.ms": 100,
             "queued.max.messages.kbytes": 16 * 1024,
-        }, name="dispatcher-endpoints")
+        }, name="dispatcher-endpoints", observe=metrics.consumer_call if metrics else None)
         # Reads the committed offsets of the partitions gained, on its own thread: the fetching
         # consumer's is busy with polls and pauses, and a new endpoint's gain waited for it.
         self._offsets_reader = client or self._offsets_client("dispatcher-offsets")

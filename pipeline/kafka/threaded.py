@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -19,21 +20,29 @@ from confluent_kafka import Consumer, Message
 from pipeline.kafka.clients import LIBRDKAFKA_LOG, NO_NAGLE
 
 T = TypeVar("T")
+Observe = Callable[[str, float], None]  # a call's name, and the seconds it took on the consumer's thread
 
 
 class ThreadedConsumer:
-    def __init__(self, config: dict[str, Any], name: str):
+    def __init__(self, config: dict[str, Any], name: str, observe: Observe | None = None):
+        """observe: told how long each call but take() took, once it is done. Most calls keep the
+        GIL while they run (see pipeline.metrics.loop_lag), so their time is the process's too."""
         self.raw = Consumer({"logger": LIBRDKAFKA_LOG, **NO_NAGLE, **config})
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._observe = observe
 
     async def call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Runs one of the consumer's methods (or a function of it) on the consumer's thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._thread, functools.partial(method, *args, **kwargs))
+        work = functools.partial(method, *args, **kwargs)
+        if self._observe is not None:
+            work = functools.partial(_timed, self._observe, getattr(method, "__name__", "call").strip("_"), work)
+        return await asyncio.get_running_loop().run_in_executor(self._thread, work)
 
     async def take(self, max_messages: int, timeout_s: float) -> list[Message]:
         """What has arrived, up to max_messages, waiting up to timeout_s for the first one only:
-        librdkafka's consume() would wait the whole timeout to fill a batch."""
-        return await self.call(self._take, max_messages, timeout_s)
+        librdkafka's consume() would wait the whole timeout to fill a batch. (It lets go of the
+        GIL while it waits, and is not observed: its time is mostly waiting.)"""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._take, max_messages, timeout_s)
 
     def _take(self, max_messages: int, timeout_s: float) -> list[Message]:
         first = self.raw.poll(timeout_s)
@@ -46,6 +55,14 @@ class ThreadedConsumer:
             await self.call(self.raw.close)
         finally:
             self._thread.shutdown(wait=False)
+
+
+def _timed(observe: Observe, name: str, work: Callable[[], T]) -> T:
+    started = time.perf_counter()
+    try:
+        return work()
+    finally:
+        observe(name, time.perf_counter() - started)
 
 
 def in_loop(loop: asyncio.AbstractEventLoop, callback: Callable[..., Any]) -> Callable[..., None]:

@@ -41,6 +41,10 @@ class DispatcherMetrics:
                                 ["subscription_id"], registry=registry)
         self.partitions = Gauge("webhook_dispatcher_endpoint_partitions", "Endpoint partitions this dispatcher "
                                 "owns, and how many of them are parked", ["state"], registry=registry)
+        # Assign, unassign, pause and resume keep the GIL while they run: the whole process waits.
+        self.consumer_calls = Histogram("webhook_dispatcher_consumer_call_seconds", "How long each call into the "
+                                        "endpoint topics' consumer took (assign, pause, resume...), by call",
+                                        ["call"], buckets=LATENCY_BUCKETS_S, registry=registry)
         for reason in DEAD_LETTER_REASONS:
             self.dead_letters.labels(reason)
 
@@ -48,6 +52,9 @@ class DispatcherMetrics:
         self.deliveries.labels(outcome, status_class(status)).inc(events)
         if outcome != "refused":  # refused before any request was sent: no latency to speak of
             self.latency.labels(outcome).observe(latency_ms / 1000)
+
+    def consumer_call(self, call: str, seconds: float) -> None:
+        self.consumer_calls.labels(call).observe(seconds)
 
     def dead_lettered(self, reason: str, count: int = 1) -> None:
         self.dead_letters.labels(reason).inc(count)
