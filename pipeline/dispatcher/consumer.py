@@ -94,6 +94,10 @@ class EndpointConsumer:
         self._work: dict[PartitionId, PartitionWork] = {}
         self._busy: set[PartitionId] = set()  # have messages in hand, or offsets not yet committed
         self._paused: set[PartitionId] = set()
+        # Paused at some time by this consumer: librdkafka keeps a pause through an unassign, so
+        # only these can be paused when assigned again. Resuming the others would be a call that
+        # keeps the GIL (pipeline.metrics.loop_lag) for nothing, once per new endpoint.
+        self._ever_paused: set[PartitionId] = set()
         self._full: set[PartitionId] = set()  # paused for backpressure
         self._parking = Parking(settings.dispatcher_park_idle_s)
         self._flow_changed: set[PartitionId] = set()  # may need pausing or resuming
@@ -329,7 +333,8 @@ class EndpointConsumer:
         """Assigns the partitions, pausing the parked ones and resuming the others at once.
 
         librdkafka keeps a partition paused through an unassign and a new assign, so one parked
-        here before its shard went away and came back is resumed. Under the pausing lock, and the
+        here before its shard went away and came back is resumed (one never paused here is not:
+        there is nothing to resume). Under the pausing lock, and the
         parked ones read inside it: a doorbell that wakes one meanwhile then resumes it. How long
         the calls took on the consumer's thread, not counting the wait for their turn there.
 
@@ -341,9 +346,11 @@ class EndpointConsumer:
             chunk = start[first:first + ASSIGN_CHUNK]
             async with self._pausing:
                 paused = [tp for tp in chunk if PartitionId(tp.topic, tp.partition) in self._parking.parked]
-                fetched = [tp for tp in chunk if PartitionId(tp.topic, tp.partition) not in self._parking.parked]
-                took_s += await self._consumer.call(_assign_paused, self._consumer.raw, chunk, paused, fetched)
+                resumed = [tp for tp in chunk if (p := PartitionId(tp.topic, tp.partition)) not in self._parking.parked
+                           and p in self._ever_paused]
+                took_s += await self._consumer.call(_assign_paused, self._consumer.raw, chunk, paused, resumed)
                 self._paused |= {PartitionId(tp.topic, tp.partition) for tp in paused}
+                self._ever_paused |= {PartitionId(tp.topic, tp.partition) for tp in paused}
         return took_s
 
     def _look_again_later(self, subscription_ids: set[str]) -> None:
@@ -490,6 +497,7 @@ class EndpointConsumer:
         resume = {p for p in changed if p in self._paused} - wanted
         try:
             if pause:
+                self._ever_paused |= pause  # before the call: one that fails may have paused some
                 await self._consumer.call(self._consumer.raw.pause, [TopicPartition(*p) for p in pause])
             if resume:
                 await self._consumer.call(self._consumer.raw.resume, [TopicPartition(*p) for p in resume])

@@ -333,6 +333,7 @@ async def test_a_shard_gained_fetches_at_once_the_partitions_with_tasks_waiting(
     partition = PartitionId(consumer.names.endpoint("sub_a"), 0)
     client.raw.committed_offsets[partition] = (5, "")
     client.raw.paused.add(partition)  # parked here before the shard went away: librdkafka keeps it paused
+    consumer._ever_paused.add(partition)
     consumer._end_offsets = lambda partitions: {partition: 7}  # type: ignore[method-assign]
     await consumer._gain_shards({0})
     assert partition in client.raw.assigned and partition not in client.raw.paused
@@ -349,6 +350,18 @@ async def test_a_new_subscription_is_fetched_at_once(settings: Settings) -> None
     consumer._end_offsets = never  # type: ignore[method-assign]
     await consumer._gain(["sub_a"])
     assert client.raw.assigned and not client.raw.paused
+
+
+async def test_a_new_subscription_is_assigned_without_a_resume(settings: Settings) -> None:
+    """Never paused here, it has nothing to resume, and a resume keeps the GIL while librdkafka
+    works: with ten thousand partitions assigned, every call held the whole dispatcher."""
+    consumer, client, _ = consumer_for(settings)
+    resumed: list[list[TopicPartition]] = []
+    resume = client.raw.resume
+    client.raw.resume = lambda partitions: resumed.append(list(partitions)) or resume(partitions)  # type: ignore[method-assign]
+    await consumer._gain(["sub_a", "sub_b"])
+    assert client.raw.assigned == {PartitionId(consumer.names.endpoint(s), 0) for s in ("sub_a", "sub_b")}
+    assert not [partitions for partitions in resumed if partitions]
 
 
 @pytest.mark.integration
