@@ -320,11 +320,10 @@ def owners(first_port: int, second_port: int, sampled: set[str], timeout_s: floa
 def owned_subscriptions(port: int) -> set[str]:
     """The subscriptions a dispatcher exports a backlog for: those it owns."""
     try:
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+        samples = _samples(port, "webhook_endpoint_backlog_messages")
     except httpx.HTTPError:
         return set()
-    return {sample.labels["subscription_id"] for family in text_string_to_metric_families(text)
-            for sample in family.samples if sample.name == "webhook_endpoint_backlog_messages"}
+    return {sample.labels["subscription_id"] for sample in samples if sample.name == "webhook_endpoint_backlog_messages"}
 
 
 def _missing_ticks(receipts: Receipts, sample: list[int], expected: int) -> dict[int, list[int]]:
@@ -426,7 +425,8 @@ def run(settings: Settings, receiver_url: str, logs: Path, broker_pid: int | Non
 def _router_catch_up(settings: Settings) -> tuple[float, float]:
     """How many events that matched nothing the router waited on its subscriptions table for, and
     how many seconds in all (webhook_router_catch_up_seconds): it decides one event at a time."""
-    samples = _metrics(settings.router_metrics_port, "webhook_router_catch_up_seconds_")
+    samples = {sample.name: sample.value for sample in _samples(settings.router_metrics_port,
+                                                                 "webhook_router_catch_up_seconds_")}
     return samples.get("webhook_router_catch_up_seconds_count", 0.0), samples.get("webhook_router_catch_up_seconds_sum", 0.0)
 
 
@@ -434,21 +434,24 @@ def _dispatcher_held(settings: Settings) -> dict[str, float]:
     """What held up the first dispatcher's event loop so far: how often its timer woke late by more
     than 0.25 s and 1 s, the lateness summed, and the seconds spent in each kind of call into its
     consumer (most of them keep the GIL: see pipeline.metrics.loop_lag)."""
-    lags = _metrics(settings.dispatcher_metrics_port, "webhook_event_loop_lag_seconds_")
-    calls = _metrics(settings.dispatcher_metrics_port, "webhook_dispatcher_consumer_call_seconds_sum")
-    count = lags.get("webhook_event_loop_lag_seconds_count", 0.0)
-    return {"over 0.25 s": count - lags.get("webhook_event_loop_lag_seconds_bucket{le=0.25}", 0.0),
-            "over 1 s": count - lags.get("webhook_event_loop_lag_seconds_bucket{le=1.0}", 0.0),
-            "late in all": lags.get("webhook_event_loop_lag_seconds_sum", 0.0),
-            **{name.split("=", 1)[1].rstrip("}"): value for name, value in calls.items()}}
+    lag, calls = "webhook_event_loop_lag_seconds", "webhook_dispatcher_consumer_call_seconds_sum"
+    lags: dict[str, float] = {}  # its count, its sum, and each bucket by its upper bound
+    by_call: dict[str, float] = {}
+    for sample in _samples(settings.dispatcher_metrics_port, f"{lag}_", calls):
+        if sample.name == calls:
+            by_call[sample.labels["call"]] = sample.value
+        else:
+            lags[sample.labels.get("le", sample.name)] = sample.value
+    count = lags.get(f"{lag}_count", 0.0)
+    return {"over 0.25 s": count - lags.get("0.25", 0.0), "over 1 s": count - lags.get("1.0", 0.0),
+            "late in all": lags.get(f"{lag}_sum", 0.0), **by_call}
 
 
-def _metrics(port: int, prefix: str) -> dict[str, float]:
-    """A stage's samples whose name starts with prefix, by name and labels: name{label=value}."""
+def _samples(port: int, *prefixes: str) -> list:  # type: ignore[type-arg]
+    """A stage's metric samples whose names start with one of the prefixes, from one scrape."""
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
-    return {sample.name + ("{" + ",".join(f"{k}={v}" for k, v in sample.labels.items()) + "}" if sample.labels else ""):
-            sample.value for family in text_string_to_metric_families(text)
-            for sample in family.samples if sample.name.startswith(prefix)}
+    return [sample for family in text_string_to_metric_families(text) for sample in family.samples
+            if sample.name.startswith(prefixes)]
 
 
 def _pooled(api_url: str) -> int:
