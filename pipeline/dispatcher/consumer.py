@@ -345,12 +345,13 @@ class EndpointConsumer:
         for first in range(0, len(start), ASSIGN_CHUNK):
             chunk = start[first:first + ASSIGN_CHUNK]
             async with self._pausing:
-                paused = [tp for tp in chunk if PartitionId(tp.topic, tp.partition) in self._parking.parked]
-                resumed = [tp for tp in chunk if (p := PartitionId(tp.topic, tp.partition)) not in self._parking.parked
-                           and p in self._ever_paused]
-                took_s += await self._consumer.call(_assign_paused, self._consumer.raw, chunk, paused, resumed)
-                self._paused |= {PartitionId(tp.topic, tp.partition) for tp in paused}
-                self._ever_paused |= {PartitionId(tp.topic, tp.partition) for tp in paused}
+                parked = {p for tp in chunk if (p := PartitionId(tp.topic, tp.partition)) in self._parking.parked}
+                to_resume = {p for tp in chunk if (p := PartitionId(tp.topic, tp.partition)) in self._ever_paused} - parked
+                took_s += await self._consumer.call(_assign_paused, self._consumer.raw, chunk,
+                                                    [TopicPartition(*p) for p in parked],
+                                                    [TopicPartition(*p) for p in to_resume])
+                self._paused |= parked
+                self._ever_paused |= parked
         return took_s
 
     def _look_again_later(self, subscription_ids: set[str]) -> None:

@@ -44,7 +44,8 @@ Place = tuple[str, int]  # a partition: its topic and number
 def list_offsets(admin: AdminClient, partitions: Iterable[Place], spec: OffsetSpec,
                  timeout_s: float) -> tuple[dict[Place, int], dict[Place, KafkaException]]:
     """Each partition's offset by `spec` (OffsetSpec.latest(): its end; earliest(): its log
-    start); apart, the partitions Kafka could not answer for, with why. What a missing answer means is the caller's to say.
+    start); apart, the partitions Kafka could not answer for, with why. What a missing answer
+    means is the caller's to say.
 
     Asked LIST_OFFSETS_CHUNK partitions a call, one call after the other: librdkafka groups a
     call's partitions by leader in time quadratic in their number (a dispatcher's sweep of 5,000
