@@ -91,6 +91,10 @@ class Settings(BaseSettings):
         2.0, ge=2.0, description="An endpoint partition with nothing new for this long stops being fetched until it "
                                  "grows; longer than the second between two doorbells of one endpoint. Every fetch "
                                  "names each partition not parked, so the broker's work per fetch grows with them.")
+    dispatcher_renew_after_topics: int = Field(
+        500, ge=1, description="The dispatcher's endpoint consumer is replaced by a new one once it knows this many more "
+                               "topics than it has partitions assigned: librdkafka keeps every topic it was assigned, "
+                               "parked endpoints' included, and its work grows with them.")
     dispatcher_parked_sweep_s: float = Field(
         10.0, description="How often parked endpoint partitions' end offsets are looked at, should a doorbell be missed.")
     shutdown_grace_s: float = 5.0

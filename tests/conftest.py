@@ -132,6 +132,7 @@ def stage_env(settings: Settings) -> dict[str, str]:
         "PIPELINE_DISPATCHER_SESSION_TIMEOUT_MS": str(settings.dispatcher_session_timeout_ms),
         "PIPELINE_DISPATCHER_PARK_IDLE_S": str(settings.dispatcher_park_idle_s),
         "PIPELINE_DISPATCHER_PARKED_SWEEP_S": str(settings.dispatcher_parked_sweep_s),
+        "PIPELINE_DISPATCHER_RENEW_AFTER_TOPICS": str(settings.dispatcher_renew_after_topics),
         "PIPELINE_RETRY_SCHEDULE_S": "[" + ",".join(str(d) for d in settings.retry_schedule_s) + "]",
         "PIPELINE_MAX_RETRY_AFTER_S": str(settings.max_retry_after_s),
         "PIPELINE_ALLOWED_NETWORKS": ",".join(settings.allowed_networks),

@@ -4,13 +4,19 @@ Ownership comes from the shards (shards.py): the endpoints of the shards this di
 are assigned to its consumer by hand, so a new or deleted endpoint changes one dispatcher's
 assignment and stops nobody. Each partition gets a PartitionWork; one with too much in flight is
 paused (its backlog waits in Kafka) and resumed when it drains, and one quiet for a while is
-parked (parking.py). Offsets are committed only up to finished messages, after the attempt
-records are flushed to Kafka (commits.py); once a record could not be written, nothing is
-committed again (not even on shutdown or a handover), so Kafka redelivers every task since the
-last good commit.
+parked (parking.py): taken out of the consumer's assignment until its doorbell rings. Offsets are
+committed only up to finished messages, after the attempt records are flushed to Kafka
+(commits.py); once a record could not be written, nothing is committed again (not even on
+shutdown or a handover), so Kafka redelivers every task since the last good commit.
 
 Work per round is kept to the partitions that have messages in hand (`_busy`), so ten thousand
-quiet endpoints cost nothing between their events.
+quiet endpoints cost nothing between their events. Nor do they cost librdkafka much: parked
+partitions are unassigned, not paused. Assigning, pausing and resuming keep the GIL while they run
+(see pipeline.metrics.loop_lag), and they took longer the more partitions were assigned, paused
+ones included: with ten thousand endpoints assigned, adding one held the whole dispatcher 13 ms.
+An unassigned partition still costs librdkafka (it keeps every topic it was ever assigned), so
+once the consumer knows many more topics than it has assigned it is renewed: a new one is assigned
+what is fetched now (_renew).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import OffsetSpec
@@ -94,6 +100,9 @@ class EndpointConsumer:
         self._work: dict[PartitionId, PartitionWork] = {}
         self._busy: set[PartitionId] = set()  # have messages in hand, or offsets not yet committed
         self._paused: set[PartitionId] = set()
+        self._unassigned: set[PartitionId] = set()  # parked: owned, but out of the consumer's assignment
+        self._known_topics: set[str] = set()  # ever assigned to the consumer: it keeps them all
+        self._doorbells_next: dict[int, int] = {}  # the doorbells' partitions: the next offset to read
         # Paused at some time by this consumer: librdkafka keeps a pause through an unassign, so
         # only these can be paused when assigned again. Resuming the others would be a call that
         # keeps the GIL (pipeline.metrics.loop_lag) for nothing, once per new endpoint.
@@ -179,8 +188,11 @@ class EndpointConsumer:
         topic = self.names.dispatcher_wakeups
         places = [(topic, p) for p in range(await self._partition_count(topic))]
         ends = await asyncio.to_thread(end_offsets, self._admin, places, END_OFFSETS_TIMEOUT_S)
-        await self._consumer.call(self._consumer.raw.incremental_assign,
-                                  [TopicPartition(topic, p, ends[topic, p]) for _, p in places])
+        self._doorbells_next = {p: ends[topic, p] for _, p in places}
+        await self._consumer.call(self._consumer.raw.incremental_assign, self._doorbell_places())
+
+    def _doorbell_places(self) -> list[TopicPartition]:
+        return [TopicPartition(self.names.dispatcher_wakeups, p, offset) for p, offset in self._doorbells_next.items()]
 
     async def _fetch(self, stopping: asyncio.Event, helpers: list[asyncio.Task[None]]) -> None:
         while not stopping.is_set():
@@ -190,6 +202,8 @@ class EndpointConsumer:
                     raise ServiceError("a dispatcher task stopped unexpectedly")
             self._submit(await self._consumer.take(MAX_BATCH, POLL_S))
             await self._apply_backpressure()
+            if self._renewal_due():
+                await self._renew()
 
     async def _keep_committing(self) -> None:
         """Beside the fetching, not in its way: a commit waits for the attempt records to be
@@ -211,6 +225,7 @@ class EndpointConsumer:
                 log.warning("fetching endpoint tasks: %s", message.error())
                 continue
             if message.topic() == self.names.dispatcher_wakeups:
+                self._doorbells_next[message.partition()] = message.offset() + 1
                 self._rung(message.key(), now)
                 continue
             record = TaskRecord.of(message)
@@ -330,29 +345,73 @@ class EndpointConsumer:
         return self._parking.park(partitions, await asyncio.to_thread(self._end_offsets, partitions), quiet_since)
 
     async def _assign(self, start: list[TopicPartition]) -> float:
-        """Assigns the partitions, pausing the parked ones and resuming the others at once.
+        """Assigns the partitions gained that are not parked; the parked ones are left unassigned.
 
-        librdkafka keeps a partition paused through an unassign and a new assign, so one parked
-        here before its shard went away and came back is resumed (one never paused here is not:
-        there is nothing to resume). Under the pausing lock, and the
-        parked ones read inside it: a doorbell that wakes one meanwhile then resumes it. How long
-        the calls took on the consumer's thread, not counting the wait for their turn there.
+        librdkafka keeps a partition paused through an unassign and a new assign, so one paused
+        here before is resumed as it is assigned (one never paused here is not: there is nothing to
+        resume). Under the pausing lock, and the parked ones read inside it: a doorbell that wakes
+        one meanwhile then assigns it. How long the calls took on the consumer's thread, not
+        counting the wait for their turn there.
 
         ASSIGN_CHUNK partitions a call: the calls hold the consumer's thread, and a dispatcher
         taking over 5,043 partitions of a dead one held it 13.6 s in one call, while its own
         endpoints, fetched on that thread, waited. Between chunks, its fetches get their turn."""
-        took_s = 0.0
-        for first in range(0, len(start), ASSIGN_CHUNK):
-            chunk = start[first:first + ASSIGN_CHUNK]
+        took_s, left = 0.0, iter(start)
+        while True:
             async with self._pausing:
-                parked = {p for tp in chunk if (p := PartitionId(tp.topic, tp.partition)) in self._parking.parked}
-                to_resume = {p for tp in chunk if (p := PartitionId(tp.topic, tp.partition)) in self._ever_paused} - parked
-                took_s += await self._consumer.call(_assign_paused, self._consumer.raw, chunk,
-                                                    [TopicPartition(*p) for p in parked],
-                                                    [TopicPartition(*p) for p in to_resume])
-                self._paused |= parked
-                self._ever_paused |= parked
-        return took_s
+                chunk = self._not_parked(left, ASSIGN_CHUNK)
+                if not chunk:
+                    return took_s
+                took_s += await self._assign_now(chunk)
+
+    def _not_parked(self, partitions: Iterator[TopicPartition], most: int) -> list[TopicPartition]:
+        """The next of them not parked, up to most; the parked ones passed on the way are left
+        unassigned. A handover of 5,010 partitions, 4,880 of them parked, had made 21 calls, each
+        waiting its turn on the consumer's thread: 4.8 s in all."""
+        chunk: list[TopicPartition] = []
+        for tp in partitions:
+            partition = PartitionId(tp.topic, tp.partition)
+            if partition in self._parking.parked:
+                self._unassigned.add(partition)
+                continue
+            chunk.append(tp)
+            if len(chunk) == most:
+                break
+        return chunk
+
+    async def _assign_now(self, start: list[TopicPartition]) -> float:
+        """Assigns them, resuming at once those paused here before. Under the pausing lock."""
+        if not start:
+            return 0.0
+        to_resume = [TopicPartition(tp.topic, tp.partition) for tp in start
+                     if PartitionId(tp.topic, tp.partition) in self._ever_paused]
+        self._known_topics.update(tp.topic for tp in start)
+        return await self._consumer.call(_assign_at, self._consumer.raw, start, [], to_resume)
+
+    def _renewal_due(self) -> bool:
+        """Not while a gain or a release is under way: a renewal between two chunks of a gain
+        would assign the chunks still to come, and the gain would assign them again."""
+        assigned = len(self._work) - len(self._unassigned)  # partitions: as many as topics, or more
+        return (len(self._known_topics) - assigned > self.settings.dispatcher_renew_after_topics
+                and not self._assignment_lock.locked())
+
+    async def _renew(self) -> None:
+        """A new consumer in place of one that knows many more topics than it has assigned: the
+        endpoints parked or let go of since it was made. librdkafka keeps every topic a consumer was
+        ever assigned, finds a topic by comparing it with each of them, and its threads go through
+        all of their partitions; with 8,000 unassigned, an idle consumer used 20 to 50% of a core.
+        The new one fetches each partition from the next offset the old one had not handed over,
+        and the doorbells likewise."""
+        async with self._assignment_lock, self._pausing:
+            known = len(self._known_topics)
+            assigned = [TopicPartition(*p, self._parking.next_offset(p)) for p in self._work if p not in self._unassigned]
+            await self._consumer.renew()
+            self._known_topics = {tp.topic for tp in assigned}
+            self._ever_paused = set(self._paused)
+            took_s = await self._consumer.call(_assign_at, self._consumer.raw, [*self._doorbell_places(), *assigned],
+                                               [TopicPartition(*p) for p in self._paused], [])
+        log.info("renewed the endpoint consumer, which knew %d topics: %d partitions assigned to the new one in %.2f s",
+                 known, len(assigned), took_s)
 
     def _look_again_later(self, subscription_ids: set[str]) -> None:
         """A topic the broker's metadata does not show yet (it trails topic creation by a moment);
@@ -436,10 +495,12 @@ class EndpointConsumer:
         if commit and self.outbox.broken is None:
             with contextlib.suppress(ServiceError):  # the last flush found a lost record: logged below
                 await self._committer.commit(works)
-        with contextlib.suppress(KafkaException):
-            await self._consumer.call(self._consumer.raw.incremental_unassign,
-                                      [TopicPartition(p.topic, p.partition) for p in works])
-        self._forget(list(works))
+        async with self._pausing:  # a partition parked meanwhile is already unassigned
+            assigned = [TopicPartition(p.topic, p.partition) for p in works if p not in self._unassigned]
+            with contextlib.suppress(KafkaException):
+                if assigned:
+                    await self._consumer.call(self._consumer.raw.incremental_unassign, assigned)
+            self._forget(list(works))
         if commit and self.outbox.broken is not None:
             log.error("not committing %d released partitions, since %s; Kafka redelivers them from the last commit",
                       len(works), self.outbox.broken)
@@ -453,6 +514,7 @@ class EndpointConsumer:
         for partition in partitions:
             self._busy.discard(partition)
             self._paused.discard(partition)
+            self._unassigned.discard(partition)
             self._full.discard(partition)
             self._flow_changed.discard(partition)
             subscription_id = self.names.subscription_of(partition.topic)
@@ -481,11 +543,12 @@ class EndpointConsumer:
         await self._apply_pauses()
 
     async def _apply_pauses(self) -> None:
-        """Pauses the changed partitions that are full or parked, resumes those now neither.
+        """Unassigns the changed partitions now parked and assigns again those woken; pauses the
+        full ones and resumes those no longer full.
 
-        The fetching and the parking both call this. A pause waits behind a poll on the consumer's
-        thread, and a doorbell that poll brings must resume the partition being paused: so the
-        second call waits for the first to finish and sees the partition among the paused."""
+        The fetching and the parking both call this. An unassign waits behind a poll on the
+        consumer's thread, and a doorbell that poll brings must wake the partition being parked: so
+        the second call waits for the first to finish and sees the partition among the unassigned."""
         async with self._pausing:
             await self._apply_pauses_now()
 
@@ -493,18 +556,31 @@ class EndpointConsumer:
         if not self._flow_changed:
             return
         changed, self._flow_changed = self._flow_changed, set()
-        wanted = {p for p in changed if p in self._work and (p in self._full or p in self._parking.parked)}
-        pause = wanted - self._paused
-        resume = {p for p in changed if p in self._paused} - wanted
+        owned = {p for p in changed if p in self._work}
+        parked = owned & self._parking.parked
+        park, wake = parked - self._unassigned, (owned - parked) & self._unassigned
         try:
-            if pause:
-                self._ever_paused |= pause  # before the call: one that fails may have paused some
-                await self._consumer.call(self._consumer.raw.pause, [TopicPartition(*p) for p in pause])
-            if resume:
-                await self._consumer.call(self._consumer.raw.resume, [TopicPartition(*p) for p in resume])
+            if park:
+                await self._consumer.call(self._consumer.raw.incremental_unassign, [TopicPartition(*p) for p in park])
+                self._unassigned |= park
+                self._paused -= park  # librdkafka remembers; _assign_now resumes it when woken
+            if wake:
+                await self._assign_now([TopicPartition(*p, self._parking.next_offset(p)) for p in wake])
+                self._unassigned -= wake
+            await self._pause_full(owned - self._unassigned)
         except KafkaException as exc:  # a partition let go of in between: nothing to pause any more
-            log.info("pausing or resuming endpoint partitions: %s", exc)
-        self._paused = (self._paused | pause) - resume
+            log.info("parking, waking, pausing or resuming endpoint partitions: %s", exc)
+
+    async def _pause_full(self, assigned: set[PartitionId]) -> None:
+        pause = (assigned & self._full) - self._paused
+        resume = (assigned & self._paused) - self._full
+        if pause:
+            self._ever_paused |= pause  # before the call: one that fails may have paused some
+            await self._consumer.call(self._consumer.raw.pause, [TopicPartition(*p) for p in pause])
+            self._paused |= pause
+        if resume:
+            await self._consumer.call(self._consumer.raw.resume, [TopicPartition(*p) for p in resume])
+            self._paused -= resume
 
     async def _watch_parked(self) -> None:
         """Parks what has been quiet; now and then looks for growth a doorbell did not announce."""
@@ -524,8 +600,9 @@ class EndpointConsumer:
             await self._apply_pauses()
 
     async def _sweep(self, now: float) -> None:
-        """Wakes the parked partitions that grew without a doorbell, and resumes any partition
-        paused for nothing (neither full nor parked), which nothing else would ever resume."""
+        """Wakes the parked partitions that grew without a doorbell, and fetches again any partition
+        paused or unassigned for nothing (neither full nor parked: a call that failed left it so),
+        which nothing else would ever fetch."""
         parked = [p for p in self._parking.parked if p in self._work]
         if parked:
             # Not `self._flow_changed.update(...(await ...))`: that would add to the set a pause
@@ -533,9 +610,9 @@ class EndpointConsumer:
             ends = await asyncio.to_thread(self._end_offsets, parked)
             self._flow_changed.update(self._parking.grown(ends, now))
         async with self._pausing:
-            stray = self._paused - self._full - self._parking.parked - self._flow_changed
+            stray = ((self._paused - self._full) | (self._unassigned - self._parking.parked)) - self._flow_changed
         if stray:
-            log.warning("resuming %d endpoint partitions paused for no reason", len(stray))
+            log.warning("fetching again %d endpoint partitions paused or unassigned for no reason", len(stray))
             self._flow_changed.update(stray)
 
     def _end_offsets(self, partitions: list[PartitionId]) -> dict[PartitionId, int]:
@@ -544,8 +621,8 @@ class EndpointConsumer:
         return {PartitionId(*place): offset for place, offset in ends.items()}
 
 
-def _assign_paused(raw: Consumer, start: list[TopicPartition], paused: list[TopicPartition],
-                   resumed: list[TopicPartition]) -> float:
+def _assign_at(raw: Consumer, start: list[TopicPartition], paused: list[TopicPartition],
+               resumed: list[TopicPartition]) -> float:
     """On the consumer's thread, with no poll between: no fetch names the paused ones. The seconds taken."""
     started = time.monotonic()
     raw.incremental_assign(start)

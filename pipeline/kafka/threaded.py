@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,8 @@ class ThreadedConsumer:
     def __init__(self, config: dict[str, Any], name: str, observe: Observe | None = None):
         """observe: told how long each call but take() took, once it is done. Most calls keep the
         GIL while they run (see pipeline.metrics.loop_lag), so their time is the process's too."""
-        self.raw = Consumer({"logger": LIBRDKAFKA_LOG, **NO_NAGLE, **config})
+        self._config = {"logger": LIBRDKAFKA_LOG, **NO_NAGLE, **config}
+        self.raw = Consumer(self._config)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._observe = observe
 
@@ -49,6 +51,17 @@ class ThreadedConsumer:
         if first is None:
             return []
         return [first, *self.raw.consume(max_messages - 1, 0)] if max_messages > 1 else [first]
+
+    async def renew(self) -> None:
+        """A new consumer of the same settings in place of this one, with nothing assigned; the old
+        one is closed on a thread of its own. librdkafka keeps every topic a consumer was ever
+        assigned, and its threads go through all of them: see pipeline.dispatcher.consumer."""
+        retiring = await self.call(self._replace)
+        threading.Thread(target=retiring.close, name="retiring-consumer", daemon=True).start()
+
+    def _replace(self) -> Consumer:
+        retiring, self.raw = self.raw, Consumer(self._config)
+        return retiring
 
     async def close(self) -> None:
         try:

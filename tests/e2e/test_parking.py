@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -71,5 +72,45 @@ def test_a_task_written_without_a_doorbell_is_found_by_the_sweep(settings: Setti
             producer.produce(TopicNames.from_settings(settings).endpoint(subscription.id), value=task.to_avro())
             flush_or_raise(producer)
             wait_until(lambda: receiver.by_path("/quiet"), timeout_s=30, what="the sweep to wake the endpoint")
+    finally:
+        receiver.stop()
+
+
+def test_a_renewed_endpoint_consumer_delivers_every_task_once_and_in_order(settings: Settings, tmp_path: Path) -> None:
+    """The dispatcher's consumer is replaced once it knows more topics than it has assigned
+    (here, more than one): an endpoint kept busy meanwhile must lose nothing and repeat nothing
+    across the renewals, and the parked ones must still be woken by their doorbells."""
+    settings = settings.model_copy(update={"dispatcher_park_idle_s": 2.0, "dispatcher_parked_sweep_s": 600.0,
+                                           "dispatcher_renew_after_topics": 1})
+    receiver = Receiver()
+    base_url = receiver.start()
+    commands = SubscriptionCommands(SubscriptionWriter(settings), lambda _: None)
+    quiet = ["quiet1", "quiet2", "quiet3"]
+    for name in ["busy", *quiet]:
+        commands.create({"name": name, "url": f"{base_url}/{name}", "event_types": [f"{name}.*"]})
+    logs = tmp_path / "logs"
+
+    def received(name: str) -> list[int]:
+        return [json.loads(request.body)["data"]["n"] for request in receiver.by_path(f"/{name}")]
+
+    def renewed_while_fetching() -> bool:
+        log = (logs / "pipeline.dispatcher.log").read_text(errors="replace")
+        return re.search(r"renewed the endpoint consumer, which knew \d+ topics: [1-9]\d* partitions", log) is not None
+
+    try:
+        with running_stages(settings, ["pipeline.router", "pipeline.dispatcher"], logs), \
+                EventPublisher(settings) as publisher, logs_on_failure(logs):
+            for n in range(300):  # ten seconds: the quiet ones park, and the consumer is renewed
+                publisher.publish_fields(type="busy.tick", ordering_key="one", data=json.dumps({"n": n}).encode())
+                for name in quiet if n % 100 == 0 else ():
+                    publisher.publish_fields(type=f"{name}.tick", ordering_key="one", data=json.dumps({"n": n}).encode())
+                publisher.flush()
+                time.sleep(0.03)  # pacing the events, not waiting for anything
+            wait_until(lambda: len(received("busy")) >= 300, timeout_s=60, what="the busy endpoint's tasks")
+            assert received("busy") == list(range(300))
+            for name in quiet:
+                wait_until(lambda: len(received(name)) >= 3, timeout_s=30, what=f"{name}'s tasks")
+                assert received(name) == [0, 100, 200]
+            assert renewed_while_fetching()
     finally:
         receiver.stop()

@@ -1,4 +1,5 @@
-"""What the dispatcher relies on librdkafka doing when it pauses partitions (pipeline/dispatcher/consumer.py)."""
+"""What the dispatcher relies on librdkafka doing when it pauses, parks and wakes partitions
+(pipeline/dispatcher/consumer.py)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,30 @@ def test_a_paused_partition_stays_paused_through_an_unassign_and_a_new_assign(se
         assert _next_value(consumer, 2) is None  # still paused: the dispatcher resumes what it assigns
         consumer.resume([TopicPartition(topic, 0)])
         assert _next_value(consumer, 10) == b"second"
+    finally:
+        consumer.close()
+        delete_topics_with_prefix(settings.kafka_bootstrap_servers, topic)
+
+
+@pytest.mark.integration
+def test_a_partition_unassigned_and_assigned_again_at_once_fetches_from_the_offset_given(settings: Settings) -> None:
+    """A parked partition is unassigned, and its doorbell may assign it again before librdkafka has
+    finished letting it go: it must fetch from the offset given, neither refusing nor skipping."""
+    topic = f"{settings.topic_prefix}parking-{uuid.uuid4().hex[:6]}"
+    ensure_topics(admin_client(settings.kafka_bootstrap_servers), [TopicSpec(name=topic, partitions=1)])
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": topic,
+                         "enable.auto.commit": False, "fetch.wait.max.ms": 50})
+    try:
+        for value in (b"first", b"second", b"third"):
+            producer.produce(topic, value)
+        producer.flush(10)
+        consumer.incremental_assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        assert _next_value(consumer, 10) == b"first"
+        for _ in range(3):
+            consumer.incremental_unassign([TopicPartition(topic, 0)])
+            consumer.incremental_assign([TopicPartition(topic, 0, 2)])
+        assert _next_value(consumer, 10) == b"third"
     finally:
         consumer.close()
         delete_topics_with_prefix(settings.kafka_bootstrap_servers, topic)
