@@ -4,13 +4,13 @@ A fetch request names every partition it asks for, and librdkafka keeps no fetch
 dispatcher fetching ten thousand endpoint partitions costs the broker ten thousand partition
 look-ups per fetch (and the broker ran out of heap doing it). Most endpoints are quiet most of the
 time: a partition with nothing new for `idle_s`, and nothing left to fetch (its end offset is
-looked at first), is taken out of the consumer's assignment, and assigned again at its next offset
-when woken (the consumer does that; this only keeps track). Whoever writes a task to an endpoint topic rings its doorbell
-(pipeline.kafka.wakeups) unless it rang within the last second, and the doorbell wakes the
-partition at once; a ring also keeps an active partition from being parked for another `idle_s`
-(longer than a second, so a task written without a ring is fetched, or seen by the look at the
-end offset, before parking). As a safety net, the end offsets of parked partitions are looked at
-now and then, and one that grew is woken too.
+looked at first), is taken out of the consumer's assignment, and assigned again at its next
+offset when woken (the consumer does that; this only keeps track). Whoever writes a task to an
+endpoint topic rings its doorbell (pipeline.kafka.wakeups) unless it rang within the last second,
+and the doorbell wakes the partition at once; a ring also keeps an active partition from being
+parked for another `idle_s` (longer than a second, so a task written without a ring is fetched,
+or seen by the look at the end offset, before parking). As a safety net, the end offsets of
+parked partitions are looked at now and then, and one that grew is woken too.
 """
 
 from __future__ import annotations
