@@ -105,6 +105,9 @@ def test_a_renewed_endpoint_consumer_delivers_every_task_once_and_in_order(setti
                 for name in quiet if n % 100 == 0 else ():
                     publisher.publish_fields(type=f"{name}.tick", ordering_key="one", data=json.dumps({"n": n}).encode())
                 publisher.flush()
+                if n == 0:  # the stages are up and delivering before the pacing starts
+                    wait_until(lambda: all(received(name) for name in ["busy", *quiet]), timeout_s=60,
+                               what="the first task of every endpoint")
                 time.sleep(0.03)  # pacing the events, not waiting for anything
             wait_until(lambda: len(received("busy")) >= 300, timeout_s=60, what="the busy endpoint's tasks")
             assert received("busy") == list(range(300))
