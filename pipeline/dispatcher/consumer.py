@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import OffsetSpec
@@ -388,6 +388,10 @@ class EndpointConsumer:
         self._known_topics.update(tp.topic for tp in start)
         return await self._consumer.call(_assign_at, self._consumer.raw, start, [], to_resume)
 
+    def _where_fetching_goes_on(self, partitions: Iterable[PartitionId]) -> list[TopicPartition]:
+        """Each partition at the next offset not yet handed over: where a woken or renewed one starts."""
+        return [TopicPartition(*p, self._parking.next_offset(p)) for p in partitions]
+
     def _renewal_due(self) -> bool:
         """Not while a gain or a release is under way: a renewal between two chunks of a gain
         would assign the chunks still to come, and the gain would assign them again."""
@@ -404,7 +408,7 @@ class EndpointConsumer:
         and the doorbells likewise."""
         async with self._assignment_lock, self._pausing:
             known = len(self._known_topics)
-            assigned = [TopicPartition(*p, self._parking.next_offset(p)) for p in self._work if p not in self._unassigned]
+            assigned = self._where_fetching_goes_on(p for p in self._work if p not in self._unassigned)
             await self._consumer.renew()
             self._known_topics = {tp.topic for tp in assigned}
             self._ever_paused = set(self._paused)
@@ -497,8 +501,8 @@ class EndpointConsumer:
                 await self._committer.commit(works)
         async with self._pausing:  # a partition parked meanwhile is already unassigned
             assigned = [TopicPartition(p.topic, p.partition) for p in works if p not in self._unassigned]
-            with contextlib.suppress(KafkaException):
-                if assigned:
+            if assigned:
+                with contextlib.suppress(KafkaException):
                     await self._consumer.call(self._consumer.raw.incremental_unassign, assigned)
             self._forget(list(works))
         if commit and self.outbox.broken is not None:
@@ -565,7 +569,7 @@ class EndpointConsumer:
                 self._unassigned |= park
                 self._paused -= park  # librdkafka remembers; _assign_now resumes it when woken
             if wake:
-                await self._assign_now([TopicPartition(*p, self._parking.next_offset(p)) for p in wake])
+                await self._assign_now(self._where_fetching_goes_on(wake))
                 self._unassigned -= wake
             await self._pause_full(owned - self._unassigned)
         except KafkaException as exc:  # a partition let go of in between: nothing to pause any more
